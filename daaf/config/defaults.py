@@ -1,0 +1,207 @@
+"""Every default the project reads. Key names follow detectron2 wherever detectron2 has one.
+
+Sizes are (height, width). Pixel statistics are in 0-255 RGB, as detectron2's are in 0-255.
+"""
+
+from .config import CfgNode as CN
+
+_C = CN()
+_C.VERSION = 1
+
+# Python modules (dotted names or .py paths) imported before anything is built, so that
+# components a user registered in their own code can be named in this config.
+_C.IMPORTS = []
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+_C.MODEL = CN()
+_C.MODEL.META_ARCHITECTURE = "ReIDNetwork"
+_C.MODEL.DEVICE = "cuda"
+# Checkpoint (path or URL) loaded when not resuming. Empty: backbone init from MODEL.BACKBONE.
+_C.MODEL.WEIGHTS = ""
+_C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
+_C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
+
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+_C.MODEL.BACKBONE.DEPTH = 50
+# 2 as in ImageNet ResNets (TriNet, output stride 32); 1 for Bag of Tricks (output stride 16).
+_C.MODEL.BACKBONE.LAST_STRIDE = 2
+# Load ImageNet weights: from PRETRAIN_PATH when set, else through torchvision's weights API.
+_C.MODEL.BACKBONE.PRETRAIN = True
+_C.MODEL.BACKBONE.PRETRAIN_PATH = ""
+_C.MODEL.BACKBONE.NORM = "BN"
+
+_C.MODEL.HEADS = CN()
+_C.MODEL.HEADS.NAME = "TriNetHead"
+# Number of training identities; 0 = taken from the training set when the model is built.
+_C.MODEL.HEADS.NUM_CLASSES = 0
+_C.MODEL.HEADS.POOL = "avg"
+# TriNet head: GAP -> FC MID_DIM -> BN -> ReLU -> FC EMBEDDING_DIM.
+_C.MODEL.HEADS.MID_DIM = 1024
+_C.MODEL.HEADS.EMBEDDING_DIM = 128
+# BNNeck head: test feature "before" or "after" the BN neck.
+_C.MODEL.HEADS.NECK_FEAT = "after"
+# L2-normalise the test embedding.
+_C.MODEL.HEADS.NORM_FEAT = False
+
+_C.MODEL.LOSSES = CN()
+_C.MODEL.LOSSES.NAME = ["TripletLoss"]
+_C.MODEL.LOSSES.TRI = CN()
+# 0.0 = soft margin softplus(d_ap - d_an) (TriNet); > 0 = hinge with that margin (BoT 0.3).
+_C.MODEL.LOSSES.TRI.MARGIN = 0.0
+_C.MODEL.LOSSES.TRI.WEIGHT = 1.0
+_C.MODEL.LOSSES.TRI.NORM_FEAT = False
+_C.MODEL.LOSSES.CE = CN()
+_C.MODEL.LOSSES.CE.EPSILON = 0.1
+_C.MODEL.LOSSES.CE.WEIGHT = 1.0
+_C.MODEL.LOSSES.CENTER = CN()
+_C.MODEL.LOSSES.CENTER.WEIGHT = 0.0005
+
+# DAAF's training-only attention branches (ATTENTION_BRANCH_REGISTRY names, e.g. ["HAB", "PAB"]).
+_C.MODEL.DAAF = CN()
+_C.MODEL.DAAF.BRANCHES = []
+
+_C.MODEL.DAAF.HAB = CN()
+_C.MODEL.DAAF.HAB.SOURCE = "res2"
+# "copy": a separate copy of the backbone stages after SOURCE (released PyTorch code);
+# "shared": the backbone's own final map (released TensorFlow TriNet code).
+_C.MODEL.DAAF.HAB.ENCODER = "copy"
+_C.MODEL.DAAF.HAB.LOSS_WEIGHT = 0.003
+_C.MODEL.DAAF.HAB.LOSS_REDUCTION = "sum"  # "sum" over pixels (paper Eq. 2) or "mean" (released code)
+
+_C.MODEL.DAAF.PAB = CN()
+_C.MODEL.DAAF.PAB.SOURCE = "res5"
+_C.MODEL.DAAF.PAB.GROUPS = "coco6"
+_C.MODEL.DAAF.PAB.SHARED_DECODER = True
+_C.MODEL.DAAF.PAB.TARGET = "keypoints"  # or "part_image"
+_C.MODEL.DAAF.PAB.SIGMA = 2.0
+_C.MODEL.DAAF.PAB.LOSS_WEIGHT = 0.003
+_C.MODEL.DAAF.PAB.LOSS_REDUCTION = "sum"
+
+_C.MODEL.DAAF.DECODER = CN()
+_C.MODEL.DAAF.DECODER.NUM_DECONVS = 4
+_C.MODEL.DAAF.DECODER.CHANNELS = 64
+_C.MODEL.DAAF.DECODER.KERNEL_SIZE = 3
+_C.MODEL.DAAF.DECODER.NORM = "BN"
+_C.MODEL.DAAF.DECODER.ACTIVATION = "sigmoid"
+
+# ---------------------------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------------------------
+_C.INPUT = CN()
+_C.INPUT.FORMAT = "RGB"
+_C.INPUT.SIZE_TRAIN = [256, 128]
+_C.INPUT.SIZE_TEST = [256, 128]
+# Resize to this before the random crop to SIZE_TRAIN (TriNet: 288x144). Empty: no crop step.
+_C.INPUT.CROP_FROM = []
+_C.INPUT.FLIP = CN()
+_C.INPUT.FLIP.ENABLED = True
+_C.INPUT.FLIP.PROB = 0.5
+_C.INPUT.PADDING = CN()
+_C.INPUT.PADDING.ENABLED = False
+_C.INPUT.PADDING.SIZE = 10
+_C.INPUT.REA = CN()
+_C.INPUT.REA.ENABLED = False
+_C.INPUT.REA.PROB = 0.5
+_C.INPUT.REA.AREA = [0.02, 0.4]
+_C.INPUT.REA.ASPECT = 0.3
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------------------------
+_C.DATASETS = CN()
+_C.DATASETS.TRAIN = ()
+_C.DATASETS.TEST = ()
+# Root folder of all datasets. Empty: $DAAF_DATASETS, else ./datasets.
+_C.DATASETS.ROOT = ""
+# Where person-label files live. Empty: <ROOT>/daaf_labels.
+_C.DATASETS.LABELS_DIR = ""
+
+# ---------------------------------------------------------------------------------------------
+# Data loader
+# ---------------------------------------------------------------------------------------------
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 4
+_C.DATALOADER.SAMPLER_TRAIN = "PKSampler"
+# K: images per identity in a batch (batch = P x K).
+_C.DATALOADER.NUM_INSTANCE = 4
+
+# ---------------------------------------------------------------------------------------------
+# Solver
+# ---------------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER_NAME = "Adam"
+_C.SOLVER.MAX_ITER = 25000
+_C.SOLVER.BASE_LR = 3e-4
+_C.SOLVER.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 0.0
+_C.SOLVER.WEIGHT_DECAY_BIAS = None
+_C.SOLVER.ADAM_BETAS = (0.9, 0.999)
+_C.SOLVER.ADAM_EPS = 1e-8
+
+_C.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.STEPS = (30000,)
+_C.SOLVER.WARMUP_FACTOR = 1.0
+_C.SOLVER.WARMUP_ITERS = 0
+_C.SOLVER.WARMUP_METHOD = "linear"
+# ExponentialDecayLR (TriNet): constant until DECAY_START, then exponential down to
+# DECAY_FACTOR x BASE_LR at MAX_ITER.
+_C.SOLVER.DECAY_START = 15000
+_C.SOLVER.DECAY_FACTOR = 0.001
+
+# Center-loss centres: their own optimizer (BoT: SGD lr 0.5).
+_C.SOLVER.CENTER_LR = 0.5
+
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"  # "norm" or "value"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 5.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+
+# Total images per step over all processes (each gets IMS_PER_BATCH / world size).
+_C.SOLVER.IMS_PER_BATCH = 72
+_C.SOLVER.CHECKPOINT_PERIOD = 5000
+_C.SOLVER.MAX_TO_KEEP = 0  # 0: keep every periodic checkpoint
+
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+
+# ---------------------------------------------------------------------------------------------
+# Test
+# ---------------------------------------------------------------------------------------------
+_C.TEST = CN()
+_C.TEST.EVAL_PERIOD = 0
+_C.TEST.IMS_PER_BATCH = 128
+_C.TEST.METRIC = "cosine"  # "cosine" or "euclidean"
+_C.TEST.MAX_RANK = 50
+# Queries per chunk when computing and ranking distances (bounds memory for any gallery size).
+_C.TEST.CHUNK_SIZE = 512
+# TriNet's test-time augmentation: resize to INPUT.CROP_FROM, average the 4 corner + centre
+# crops of SIZE_TEST (and their flips with TEST.FLIP.ENABLED).
+_C.TEST.FIVE_CROP = False
+_C.TEST.FLIP = CN()
+_C.TEST.FLIP.ENABLED = False
+_C.TEST.RERANK = CN()
+_C.TEST.RERANK.ENABLED = False
+_C.TEST.RERANK.K1 = 20
+_C.TEST.RERANK.K2 = 6
+_C.TEST.RERANK.LAMBDA = 0.3
+_C.TEST.PRECISE_BN = CN()
+_C.TEST.PRECISE_BN.ENABLED = False
+_C.TEST.PRECISE_BN.NUM_ITER = 200
+_C.TEST.SAVE_RANKS = False
+
+# ---------------------------------------------------------------------------------------------
+# Misc
+# ---------------------------------------------------------------------------------------------
+_C.OUTPUT_DIR = "./output"
+# < 0: a different random seed each run; >= 0: that seed (+ rank) for every process.
+_C.SEED = -1
+_C.CUDNN_BENCHMARK = False
+# Iterations between writes of console / metrics.json / TensorBoard.
+_C.LOG_PERIOD = 20

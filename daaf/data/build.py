@@ -1,0 +1,171 @@
+"""Training and test data loaders built from the config."""
+
+import functools
+import logging
+import os
+from typing import List, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from daaf.config import configurable
+from daaf.pseudo_label.label_file import label_file_path, load_label_file
+from daaf.utils import comm
+from daaf.utils.env import seed_all_rng
+from daaf.utils.errors import DatasetError
+
+from .datasets import get_dataset, resolve_datasets_root
+from .mapper import ReIDDatasetMapper
+from .samplers import InferenceSampler, PKSampler
+
+__all__ = [
+    "MappedDataset",
+    "reid_collate",
+    "get_train_records",
+    "attach_labels",
+    "resolve_labels_dir",
+    "build_reid_train_loader",
+    "build_reid_test_loader",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class MappedDataset(Dataset):
+    """A list of records mapped one at a time by ``mapper``. ``num_classes``: training identities."""
+
+    def __init__(self, records: List[dict], mapper):
+        self.records = records
+        self.mapper = mapper
+        self.num_classes = len({r["pid"] for r in records})
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, index):
+        return self.mapper(self.records[index])
+
+
+def reid_collate(items: List[dict]) -> dict:
+    """Stack mapped crops into a batch dict.
+
+    Returns {"images": (B, 3, H, W) uint8, "pids": (B,) int64, "camids": (B,) int64,
+    "file_names": list}; with labels also "masks": (B, H, W) uint8, "keypoints": (B, 17, 3)
+    float32 and "has_label": (B,) bool (False where the labeler found nobody: zero mask/keypoints).
+    """
+    batch = {
+        "images": torch.stack([it["image"] for it in items]),
+        "pids": torch.tensor([it["pid"] for it in items], dtype=torch.int64),
+        "camids": torch.tensor([it["camid"] for it in items], dtype=torch.int64),
+        "file_names": [it["file_name"] for it in items],
+    }
+    if "instances" in items[0]:
+        h, w = batch["images"].shape[-2:]
+        masks = torch.zeros((len(items), h, w), dtype=torch.uint8)
+        keypoints = torch.zeros((len(items), 17, 3), dtype=torch.float32)
+        has_label = torch.zeros(len(items), dtype=torch.bool)
+        for i, it in enumerate(items):
+            inst = it["instances"]
+            if len(inst["gt_masks"]):
+                masks[i] = inst["gt_masks"][0]
+                keypoints[i] = inst["gt_keypoints"][0]
+                has_label[i] = True
+        batch.update(masks=masks, keypoints=keypoints, has_label=has_label)
+    return batch
+
+
+def resolve_labels_dir(cfg) -> str:
+    """DATASETS.LABELS_DIR, or <datasets root>/daaf_labels."""
+    return cfg.DATASETS.LABELS_DIR or os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), "daaf_labels")
+
+
+def attach_labels(records: List[dict], label_file: str) -> None:
+    """Add each record's person annotation (or None) from ``label_file`` as record["annotation"].
+
+    Raises DatasetError saying how many records have no entry, listing the first few.
+    """
+    labels = load_label_file(label_file)
+    missing = [r["relpath"] for r in records if r["relpath"] not in labels]
+    if missing:
+        raise DatasetError(
+            f"{label_file} lacks entries for {len(missing)} of {len(records)} images, e.g. {missing[:3]}; "
+            "re-run the labeler (tools/train_net.py --pseudo-label)"
+        )
+    for r in records:
+        r["annotation"] = labels[r["relpath"]]
+
+
+def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: str = None) -> List[dict]:
+    """Training records of all datasets with pids relabelled to 0..N-1 (datasets kept apart) and
+    camids offset per dataset. With ``labels_dir``, each record gets its person annotation."""
+    if not dataset_names:
+        raise DatasetError("DATASETS.TRAIN is empty: name at least one registered dataset")
+    records, pid_offset, cam_offset = [], 0, 0
+    for name in dataset_names:
+        dataset = get_dataset(name, root)
+        train = [dict(r) for r in dataset.train]
+        if labels_dir is not None:
+            attach_labels(train, label_file_path(labels_dir, name, "train"))
+        pid_map = {pid: i + pid_offset for i, pid in enumerate(sorted({r["pid"] for r in train}))}
+        for r in train:
+            r["pid"] = pid_map[r["pid"]]
+            r["camid"] += cam_offset
+            r["dataset"] = name
+        records += train
+        pid_offset += len(pid_map)
+        cam_offset += len({r["camid"] for r in train})
+    return records
+
+
+def _worker_init_fn(worker_id: int, base_seed: int) -> None:
+    seed_all_rng(base_seed + worker_id)
+
+
+def _train_loader_from_config(cfg, mapper=None):
+    labels_dir = resolve_labels_dir(cfg) if len(cfg.MODEL.DAAF.BRANCHES) > 0 else None
+    records = get_train_records(cfg.DATASETS.TRAIN, cfg.DATASETS.ROOT, labels_dir)
+    return {
+        "records": records,
+        "mapper": mapper or ReIDDatasetMapper(cfg, is_train=True),
+        "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
+        "num_instances": cfg.DATALOADER.NUM_INSTANCE,
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+        "seed": cfg.SEED if cfg.SEED >= 0 else None,
+    }
+
+
+@configurable(from_config=_train_loader_from_config)
+def build_reid_train_loader(*, records, mapper, total_batch_size: int, num_instances: int, num_workers: int = 0, seed=None) -> DataLoader:
+    """Infinite P x K training loader of this process's share (total_batch_size / world size).
+
+    Returns a DataLoader whose ``dataset.num_classes`` is the number of training identities.
+    """
+    world_size = comm.get_world_size()
+    sampler = PKSampler([r["pid"] for r in records], total_batch_size, num_instances, seed=seed)
+    base_seed = int(sampler.seed) + 7919 * comm.get_rank()
+    return DataLoader(
+        MappedDataset(records, mapper),
+        batch_size=total_batch_size // world_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=reid_collate,
+        drop_last=True,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=functools.partial(_worker_init_fn, base_seed=base_seed) if num_workers > 0 else None,
+    )
+
+
+def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int = None, num_workers: int = None):
+    """Loader over query + gallery of ``dataset_name`` (this process's shard) and the query count."""
+    dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
+    records = [dict(r) for r in dataset.query + dataset.gallery]
+    mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
+    loader = DataLoader(
+        MappedDataset(records, mapper),
+        batch_size=batch_size or max(cfg.TEST.IMS_PER_BATCH // comm.get_world_size(), 1),
+        sampler=InferenceSampler(len(records)),
+        num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers,
+        collate_fn=reid_collate,
+    )
+    return loader, len(dataset.query)

@@ -1,0 +1,89 @@
+"""Samplers: the infinite P x K identity sampler for training, the sharded inference sampler."""
+
+from collections import defaultdict
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from daaf.utils import comm
+
+__all__ = ["PKSampler", "InferenceSampler"]
+
+
+class PKSampler(Sampler):
+    """Infinite stream of dataset indices forming batches of P identities x K images.
+
+    One "epoch" visits every image once: each identity's images are shuffled and cut into
+    chunks of K (the last chunk, and identities with fewer than K images, are filled by
+    sampling with replacement); global batches of P distinct identities are drawn until fewer
+    than P identities have chunks left. With several processes, each global batch of
+    ``batch_size`` is split into contiguous per-rank parts of ``batch_size / world_size``, so the
+    ranks never see the same chunk. Deterministic from ``seed`` (shared by all ranks).
+
+    Yields the indices of THIS rank; use it with ``batch_size = batch_size // world_size``.
+    """
+
+    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: Optional[int] = None, rank: int = None, world_size: int = None):
+        self.rank = comm.get_rank() if rank is None else rank
+        self.world_size = comm.get_world_size() if world_size is None else world_size
+        if batch_size % (num_instances * self.world_size) != 0:
+            raise ValueError(
+                f"SOLVER.IMS_PER_BATCH ({batch_size}) must be divisible by DATALOADER.NUM_INSTANCE ({num_instances}) "
+                f"x number of processes ({self.world_size})"
+            )
+        self.num_pids_per_batch = batch_size // num_instances
+        self.num_instances = num_instances
+        self.index_by_pid = defaultdict(list)
+        for index, pid in enumerate(pids):
+            self.index_by_pid[pid].append(index)
+        self.pids = sorted(self.index_by_pid)
+        if len(self.pids) < self.num_pids_per_batch:
+            raise ValueError(
+                f"a batch needs {self.num_pids_per_batch} identities (IMS_PER_BATCH / NUM_INSTANCE) but the training set has {len(self.pids)}"
+            )
+        self.seed = int(comm.shared_random_seed() if seed is None else seed)
+        self.local_pids_per_batch = self.num_pids_per_batch // self.world_size
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.rank * self.local_pids_per_batch
+        for global_batch in self._infinite_global_batches():
+            for chunk in global_batch[start : start + self.local_pids_per_batch]:
+                yield from chunk
+
+    def _infinite_global_batches(self) -> Iterator[List[List[int]]]:
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield from self._epoch(rng)
+
+    def _epoch(self, rng) -> Iterator[List[List[int]]]:
+        k = self.num_instances
+        chunks = {}
+        for pid in self.pids:
+            indices = list(rng.permutation(self.index_by_pid[pid]))
+            if len(indices) % k:
+                indices += list(rng.choice(self.index_by_pid[pid], size=k - len(indices) % k, replace=True))
+            chunks[pid] = [[int(i) for i in indices[j : j + k]] for j in range(0, len(indices), k)]
+        available = list(self.pids)
+        while len(available) >= self.num_pids_per_batch:
+            chosen = rng.choice(len(available), size=self.num_pids_per_batch, replace=False)
+            batch_pids = [available[i] for i in chosen]
+            yield [chunks[pid].pop(0) for pid in batch_pids]
+            available = [pid for pid in available if chunks[pid]]
+
+
+class InferenceSampler(Sampler):
+    """Indices 0..size-1 split into contiguous, nearly equal parts, one per rank (each index once)."""
+
+    def __init__(self, size: int, rank: int = None, world_size: int = None):
+        rank = comm.get_rank() if rank is None else rank
+        world_size = comm.get_world_size() if world_size is None else world_size
+        shard = size // world_size + int(size % world_size > 0)
+        self._local_indices = range(min(rank * shard, size), min((rank + 1) * shard, size))
+
+    def __iter__(self):
+        yield from self._local_indices
+
+    def __len__(self):
+        return len(self._local_indices)
+

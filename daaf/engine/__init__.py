@@ -1,0 +1,11 @@
+from .defaults import (
+    DefaultTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    default_writers,
+    import_user_modules,
+)
+from .hooks import *  # noqa: F401,F403
+from .launch import launch, launch_cli
+from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase

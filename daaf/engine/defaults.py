@@ -1,0 +1,339 @@
+"""What a training script needs: the argument parser, ``default_setup`` and ``DefaultTrainer``.
+
+``tools/train_net.py`` is a thin wrapper over these, as in detectron2.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import weakref
+from collections import OrderedDict
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from daaf.config import CfgNode
+from daaf.utils import comm
+from daaf.utils.checkpoint import DAAFCheckpointer
+from daaf.utils.env import collect_env_info, seed_all_rng
+from daaf.utils.errors import ConfigError
+from daaf.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from daaf.utils.file_io import PathManager, atomic_write
+from daaf.utils.logger import setup_logger
+
+from . import hooks
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "default_argument_parser",
+    "default_setup",
+    "default_writers",
+    "import_user_modules",
+    "create_ddp_model",
+    "DefaultTrainer",
+]
+
+
+def default_argument_parser(epilog: str = None) -> argparse.ArgumentParser:
+    """detectron2's training flags: --config-file --resume --eval-only --num-gpus --num-machines
+    --machine-rank --dist-url and trailing ``KEY VALUE`` config overrides."""
+    parser = argparse.ArgumentParser(
+        epilog=epilog
+        or f"""
+Examples:
+
+Train on one machine (one process per GPU, or CPU processes with gloo when there is no GPU):
+    $ {sys.argv[0]} --num-gpus 2 --config-file cfg.yaml
+
+Change some config options:
+    $ {sys.argv[0]} --config-file cfg.yaml MODEL.WEIGHTS /path/to/weight.pth SOLVER.BASE_LR 0.001
+
+Run on several machines:
+    (machine0)$ {sys.argv[0]} --machine-rank 0 --num-machines 2 --dist-url <URL> [--other-flags]
+    (machine1)$ {sys.argv[0]} --machine-rank 1 --num-machines 2 --dist-url <URL> [--other-flags]
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT_DIR/last_checkpoint (model, optimizer, scheduler, iteration) if it exists",
+    )
+    parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS (or the last checkpoint with --resume)")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes with gloo when there is no CUDA)")
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")
+    # A port derived from the user id, so several users on one machine rarely collide.
+    port = 2**15 + 2**14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2**14
+    parser.add_argument(
+        "--dist-url",
+        default=f"tcp://127.0.0.1:{port}",
+        help="initialization URL for torch.distributed ('auto' picks a free local port). "
+        "See https://pytorch.org/docs/stable/distributed.html",
+    )
+    parser.add_argument(
+        "opts",
+        help="Modify config options at the end of the command: space-separated 'PATH.KEY VALUE' pairs.",
+        default=None,
+        nargs=argparse.REMAINDER,
+    )
+    return parser
+
+
+def import_user_modules(names) -> None:
+    """Import each module of ``cfg.IMPORTS``: a dotted module name or a path to a .py file.
+
+    This is how components registered in a user's own code become available to a config.
+    """
+    for name in names:
+        if name.endswith(".py"):
+            path = os.path.abspath(name)
+            if not os.path.isfile(path):
+                raise ConfigError(f"IMPORTS: file not found: {name}")
+            module_name = "daaf_user_" + os.path.splitext(os.path.basename(path))[0]
+            if module_name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as e:
+                raise ConfigError(f"IMPORTS: cannot import module '{name}': {e}") from None
+
+
+def default_setup(cfg: CfgNode, args) -> None:
+    """Create OUTPUT_DIR, set up logging (log.txt), log the environment, the arguments and the
+    config, dump the config to OUTPUT_DIR/config.yaml, seed every RNG (SEED + rank), import
+    cfg.IMPORTS and set cudnn.benchmark."""
+    output_dir = cfg.OUTPUT_DIR
+    rank = comm.get_rank()
+    if comm.is_main_process() and output_dir:
+        PathManager.mkdirs(output_dir)
+    comm.synchronize()
+    setup_logger(output_dir, distributed_rank=rank, name="daaf")
+    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
+    logger = logging.getLogger("daaf")
+
+    logger.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
+    logger.info("Environment info:\n" + collect_env_info())
+    logger.info("Command line arguments: " + str(args))
+    if hasattr(args, "config_file") and args.config_file:
+        with PathManager.open(args.config_file, "r") as f:
+            logger.info(f"Contents of args.config_file={args.config_file}:\n{f.read()}")
+
+    if comm.is_main_process() and output_dir:
+        path = os.path.join(output_dir, "config.yaml")
+        with atomic_write(path, "w") as f:
+            f.write(cfg.dump())
+        logger.info(f"Full config saved to {path}")
+
+    seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    logger.info(f"Using random seed {seed}")
+    import_user_modules(cfg.IMPORTS)
+    if not (hasattr(args, "eval_only") and args.eval_only):
+        torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+
+
+def default_writers(output_dir: str, max_iter: int, window_size: int = 20) -> list:
+    """Console printer, ``metrics.json`` and TensorBoard writers for ``output_dir``."""
+    PathManager.mkdirs(output_dir)
+    return [
+        CommonMetricPrinter(max_iter, window_size=window_size),
+        JSONWriter(os.path.join(output_dir, "metrics.json"), window_size=window_size),
+        TensorboardXWriter(output_dir, window_size=window_size),
+    ]
+
+
+def create_ddp_model(model, **kwargs):
+    """Wrap in DistributedDataParallel when more than one process runs (CPU/gloo or GPU)."""
+    if comm.get_world_size() == 1:
+        return model
+    if next(model.parameters()).is_cuda:
+        kwargs.setdefault("device_ids", [comm.get_local_rank()])
+    return DistributedDataParallel(model, **kwargs)
+
+
+class DefaultTrainer(TrainerBase):
+    """The trainer ``tools/train_net.py`` uses: builds model, optimizer, scheduler, loaders and
+    hooks from the config; writes checkpoints, metrics.json and TensorBoard events to OUTPUT_DIR.
+
+    Each ``build_*`` classmethod can be overridden by a subclass, as in detectron2.
+    """
+
+    def __init__(self, cfg: CfgNode):
+        super().__init__()
+        logger = logging.getLogger("daaf")
+        if not logger.isEnabledFor(logging.INFO):
+            setup_logger()
+        data_loader = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, data_loader)
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        model = create_ddp_model(model)
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer, grad_clipper=self.build_grad_clipper(cfg))
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DAAFCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and a ``last_checkpoint`` in OUTPUT_DIR: restore model, optimizer,
+        scheduler and iteration. Otherwise load MODEL.WEIGHTS (if set) into the model only."""
+        self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if resume and self.checkpointer.has_checkpoint():
+            self.start_iter = self.iter + 1
+
+    def build_hooks(self) -> list:
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        cfg.DATALOADER.NUM_WORKERS = 0  # precise BN reads a few batches; no worker start-up
+        ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if cfg.TEST.PRECISE_BN.ENABLED:
+            ret.append(
+                hooks.PreciseBN(
+                    cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER
+                )
+            )
+        if comm.is_main_process():
+            max_to_keep = cfg.SOLVER.MAX_TO_KEEP if cfg.SOLVER.MAX_TO_KEEP > 0 else None
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_to_keep=max_to_keep))
+
+        def test_and_save_results():
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        if cfg.DATASETS.TEST:
+            ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
+        return ret
+
+    def build_writers(self) -> list:
+        return default_writers(self.cfg.OUTPUT_DIR, self.max_iter)
+
+    def train(self):
+        """Train to SOLVER.MAX_ITER; returns the last evaluation results (if any)."""
+        super().train(self.start_iter, self.max_iter)
+        return getattr(self, "_last_eval_results", None)
+
+    def run_step(self):
+        self._trainer.iter = self.iter
+        self._trainer.run_step()
+
+    def state_dict(self):
+        ret = super().state_dict()
+        ret["_trainer"] = self._trainer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self._trainer.load_state_dict(state_dict["_trainer"])
+
+    # ---- delegation so hooks can use trainer.model / trainer.optimizer ----
+    @property
+    def model(self):
+        return self._trainer.model
+
+    @property
+    def optimizer(self):
+        return self._trainer.optimizer
+
+    @property
+    def data_loader(self):
+        return self._trainer.data_loader
+
+    def register_hooks(self, hooks_list):
+        super().register_hooks(hooks_list)
+        self._trainer._hooks = self._hooks  # after_backward hooks run inside the inner trainer
+
+    # ---- builders: override in a subclass to customise ----
+    @classmethod
+    def build_model(cls, cfg):
+        from daaf.modeling import build_model
+
+        model = build_model(cfg)
+        logging.getLogger("daaf").info(f"Model:\n{model}")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        from daaf.solver import build_optimizer
+
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        from daaf.solver import build_lr_scheduler
+
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_grad_clipper(cls, cfg):
+        from daaf.solver import build_grad_clipper
+
+        return build_grad_clipper(cfg)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        from daaf.data import build_reid_train_loader
+
+        return build_reid_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """Returns (loader over query + gallery, number of queries)."""
+        from daaf.data import build_reid_test_loader
+
+        return build_reid_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, num_query, output_dir=None):
+        from daaf.evaluation import ReIDEvaluator
+
+        return ReIDEvaluator(cfg, num_query, dataset_name=dataset_name, output_dir=output_dir)
+
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg, data_loader):
+        """Fill MODEL.HEADS.NUM_CLASSES from the training set when it is 0."""
+        num_classes = getattr(getattr(data_loader, "dataset", None), "num_classes", None)
+        if cfg.MODEL.HEADS.NUM_CLASSES == 0 and num_classes:
+            cfg = cfg.clone()
+            frozen = cfg.is_frozen()
+            cfg.defrost()
+            cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
+            if frozen:
+                cfg.freeze()
+            logging.getLogger("daaf").info(f"MODEL.HEADS.NUM_CLASSES set to {num_classes} from the training set")
+        return cfg
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None) -> OrderedDict:
+        """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}}."""
+        from daaf.evaluation import five_crops, inference_on_dataset, print_csv_format
+
+        logger = logging.getLogger("daaf")
+        results = OrderedDict()
+        crops = five_crops(*cfg.INPUT.CROP_FROM, *cfg.INPUT.SIZE_TEST) if cfg.TEST.FIVE_CROP else ()
+        for idx, dataset_name in enumerate(cfg.DATASETS.TEST):
+            data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+            if evaluators is not None:
+                evaluator = evaluators[idx]
+            else:
+                evaluator = cls.build_evaluator(
+                    cfg, dataset_name, num_query, output_dir=os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+                )
+            results_i = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED, crops=crops)
+            results[dataset_name] = results_i
+            if comm.is_main_process():
+                logger.info(f"Evaluation results for {dataset_name}:\n" + print_csv_format(results_i))
+        return results

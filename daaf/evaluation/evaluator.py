@@ -1,0 +1,237 @@
+"""ReIDEvaluator (reset / process / evaluate) and the inference loop feeding it."""
+
+import datetime
+import logging
+import os
+import time
+from collections import OrderedDict
+from contextlib import ExitStack, contextmanager
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from daaf.config import configurable
+from daaf.utils import comm
+from daaf.utils.file_io import PathManager, atomic_write
+
+from .distance import compute_distance_chunks
+from .rank import RankAccumulator
+from .rerank import re_ranking_features
+
+__all__ = ["DatasetEvaluator", "ReIDEvaluator", "inference_on_dataset", "print_csv_format", "embed_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetEvaluator:
+    """detectron2's evaluator interface: reset(), process(inputs, outputs), evaluate() -> dict."""
+
+    def reset(self):
+        pass
+
+    def process(self, inputs, outputs):
+        pass
+
+    def evaluate(self):
+        pass
+
+
+class ReIDEvaluator(DatasetEvaluator):
+    """Collects embeddings of query + gallery (the first ``num_query`` items seen, in loader order,
+    are queries), gathers them from every process and computes CMC / mAP / mINP.
+
+    Args:
+        num_query: number of queries at the start of the (global) item order.
+        metric: "cosine" or "euclidean".
+        rerank: apply k-reciprocal re-ranking with (k1, k2, lambda) = rerank_params.
+        report_ranks: CMC ranks to report (Partial-REID / Partial-iLIDS: 1 and 3).
+        output_dir: where the CMC plot (cmc.png) and, if ``save_ranks``, ranks.npz are written.
+    Returns (evaluate): {"Rank-1": %, ..., "mAP": %, "mINP": %} on the main process; {} elsewhere.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        num_query: int,
+        *,
+        metric: str = "cosine",
+        rerank: bool = False,
+        rerank_params: Sequence[float] = (20, 6, 0.3),
+        max_rank: int = 50,
+        report_ranks: Sequence[int] = (1, 5, 10),
+        chunk_size: int = 512,
+        output_dir: Optional[str] = None,
+        save_ranks: bool = False,
+        dataset_name: str = "",
+    ):
+        self.num_query = num_query
+        self.metric = metric
+        self.rerank = rerank
+        self.rerank_params = tuple(rerank_params)
+        self.max_rank = max_rank
+        self.report_ranks = tuple(report_ranks)
+        self.chunk_size = chunk_size
+        self.output_dir = output_dir
+        self.save_ranks = save_ranks
+        self.dataset_name = dataset_name
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, num_query, dataset_name="", output_dir=None):
+        from daaf.data.datasets import DATASET_REGISTRY
+
+        dataset_cls = DATASET_REGISTRY.get(dataset_name) if dataset_name in DATASET_REGISTRY else None
+        return {
+            "num_query": num_query,
+            "metric": cfg.TEST.METRIC,
+            "rerank": cfg.TEST.RERANK.ENABLED,
+            "rerank_params": (cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2, cfg.TEST.RERANK.LAMBDA),
+            "max_rank": cfg.TEST.MAX_RANK,
+            "report_ranks": getattr(dataset_cls, "report_ranks", (1, 5, 10)),
+            "chunk_size": cfg.TEST.CHUNK_SIZE,
+            "output_dir": output_dir,
+            "save_ranks": cfg.TEST.SAVE_RANKS,
+            "dataset_name": dataset_name,
+        }
+
+    def reset(self):
+        self._features, self._pids, self._camids, self._file_names = [], [], [], []
+
+    def process(self, inputs: dict, outputs: torch.Tensor):
+        """inputs: a batch dict ("pids", "camids", "file_names"); outputs: (B, D) embeddings."""
+        self._features.append(outputs.detach().float().cpu())
+        self._pids.append(inputs["pids"].cpu().numpy())
+        self._camids.append(inputs["camids"].cpu().numpy())
+        self._file_names.extend(inputs["file_names"])
+
+    def _gather(self):
+        parts = comm.gather((self._features, self._pids, self._camids, self._file_names))
+        if not comm.is_main_process():
+            return None
+        features = torch.cat([f for p in parts for f in p[0]])
+        pids = np.concatenate([x for p in parts for x in p[1]])
+        camids = np.concatenate([x for p in parts for x in p[2]])
+        names = [n for p in parts for n in p[3]]
+        return features, pids, camids, names
+
+    def evaluate(self):
+        comm.synchronize()
+        gathered = self._gather()
+        if gathered is None:
+            return {}
+        features, pids, camids, names = gathered
+        q = self.num_query
+        if not 0 < q < len(features):
+            raise ValueError(f"{self.dataset_name}: {q} queries among {len(features)} items: need queries and a gallery")
+        qf, gf = features[:q], features[q:]
+        q_pids, g_pids, q_camids, g_camids = pids[:q], pids[q:], camids[:q], camids[q:]
+        acc = RankAccumulator(self.max_rank)
+        top_k = []
+        for dist, sl in self._distance_chunks(qf, gf):
+            acc.add(dist, q_pids[sl], g_pids, q_camids[sl], g_camids)
+            if self.save_ranks:
+                top_k.append(_top_k(dist, self.max_rank))
+        cmc, mAP, mINP = acc.result()
+        results = OrderedDict((f"Rank-{r}", float(cmc[r - 1]) * 100) for r in self.report_ranks if r <= len(cmc))
+        results["mAP"] = mAP * 100
+        results["mINP"] = mINP * 100
+        if self.output_dir and comm.is_main_process():
+            self._write_outputs(cmc, top_k, names, pids, camids)
+        return results
+
+    def _distance_chunks(self, qf, gf):
+        if not self.rerank:
+            yield from compute_distance_chunks(qf, gf, self.metric, self.chunk_size)
+            return
+        k1, k2, lam = self.rerank_params
+        logger.info(f"Re-ranking {len(qf)} x {len(gf)} (k1={k1}, k2={k2}, lambda={lam})")
+        dist = re_ranking_features(qf, gf, metric=self.metric, k1=int(k1), k2=int(k2), lambda_value=float(lam))
+        for start in range(0, len(dist), self.chunk_size):
+            yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
+
+    def _write_outputs(self, cmc, top_k, names, pids, camids):
+        from daaf.utils.visualization import plot_cmc
+
+        PathManager.mkdirs(self.output_dir)
+        plot_cmc({self.dataset_name or "model": cmc}, os.path.join(self.output_dir, "cmc.png"))
+        if self.save_ranks:
+            indices = np.concatenate([t[0] for t in top_k])
+            distances = np.concatenate([t[1] for t in top_k])
+            q = self.num_query
+            with atomic_write(os.path.join(self.output_dir, "ranks.npz"), "wb") as f:
+                np.savez_compressed(
+                    f,
+                    indices=indices,
+                    distances=distances,
+                    query_files=np.array(names[:q]),
+                    gallery_files=np.array(names[q:]),
+                    query_pids=pids[:q],
+                    gallery_pids=pids[q:],
+                    query_camids=camids[:q],
+                    gallery_camids=camids[q:],
+                    cmc=cmc,
+                )
+
+
+def _top_k(dist: np.ndarray, k: int):
+    k = min(k, dist.shape[1])
+    part = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    part_d = np.take_along_axis(dist, part, axis=1)
+    order = np.argsort(part_d, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_d, order, axis=1)
+
+
+@contextmanager
+def inference_context(model):
+    """Put the model in eval mode for the block and restore its previous mode after."""
+    training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
+
+
+def embed_batch(model, images: torch.Tensor, flip: bool = False, crops: Sequence = ()) -> torch.Tensor:
+    """Embeddings (B, D) of a uint8 image batch (B, 3, H, W), averaged over the test-time
+    augmentations: horizontal flip and/or crops (each (x0, y0, w, h), e.g. TriNet's 5 crops)."""
+    views = [images[..., y : y + h, x : x + w] for (x, y, w, h) in crops] or [images]
+    if flip:
+        views = views + [v.flip(-1) for v in views]
+    return torch.stack([model(v) for v in views]).mean(0)
+
+
+def five_crops(height: int, width: int, crop_h: int, crop_w: int):
+    """The four corner crops and the centre crop (x0, y0, w, h) of a (height, width) image."""
+    cy, cx = (height - crop_h) // 2, (width - crop_w) // 2
+    return [(0, 0, crop_w, crop_h), (width - crop_w, 0, crop_w, crop_h), (0, height - crop_h, crop_w, crop_h),
+            (width - crop_w, height - crop_h, crop_w, crop_h), (cx, cy, crop_w, crop_h)]  # fmt: skip
+
+
+def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_test: bool = False, crops: Sequence = ()):
+    """Run ``model`` (eval mode, no grad) over ``data_loader`` and return ``evaluator.evaluate()``."""
+    num_devices = comm.get_world_size()
+    total = len(data_loader)
+    logger.info(f"Start inference on {len(data_loader.dataset)} images ({num_devices} process(es))")
+    evaluator.reset()
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        stack.enter_context(inference_context(model))
+        stack.enter_context(torch.no_grad())
+        for batch in tqdm(data_loader, total=total, desc="inference", disable=not comm.is_main_process(), leave=False):
+            outputs = embed_batch(model, batch["images"], flip=flip_test, crops=crops)
+            evaluator.process(batch, outputs)
+    duration = time.perf_counter() - start
+    logger.info(f"Inference done in {datetime.timedelta(seconds=int(duration))} ({duration / max(total, 1):.4f} s / batch)")
+    results = evaluator.evaluate()
+    return results if results is not None else {}
+
+
+def print_csv_format(results: dict) -> str:
+    """A small table of metric: value (%) lines, in the order the evaluator gave them."""
+    names = list(results)
+    header = " | ".join(f"{n:>7}" for n in names)
+    values = " | ".join(f"{results[n]:7.2f}" for n in names)
+    return f"{header}\n{values}"

@@ -1,0 +1,221 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) in bounded memory.
+
+Same numbers as the published algorithm (see ``daaf.evaluation.reference.re_ranking_reference``):
+distances are squared and each row divided by its maximum; k-reciprocal neighbour sets with
+k1 are expanded by the k1/2 sets of their members when those overlap by more than 2/3; the
+Gaussian-weighted set vectors V are averaged over the k2 nearest neighbours (query expansion);
+the Jaccard distance 1 - sum(min) / (2 - sum(min)) is mixed with the original distance:
+``final = (1 - lambda) * jaccard + lambda * original``.
+
+Instead of several dense (q+g)^2 matrices this keeps only the k1+1 nearest neighbours of every
+item (found chunk by chunk with torch.topk, on the GPU when asked), V as a sparse matrix, and
+computes the Jaccard term for chunks of queries.
+"""
+
+import logging
+from typing import Optional
+
+import numpy as np
+import torch
+from scipy import sparse
+
+__all__ = ["re_ranking", "re_ranking_features"]
+
+logger = logging.getLogger(__name__)
+
+
+class _MatrixSource:
+    """Rows of the (q+g) x (q+g) distance matrix [[qq, qg], [qg^T, gg]] without building it."""
+
+    def __init__(self, q_g_dist, q_q_dist, g_g_dist, device):
+        self.qg = np.asarray(q_g_dist, dtype=np.float32)
+        self.qq = np.asarray(q_q_dist, dtype=np.float32)
+        self.gg = np.asarray(g_g_dist, dtype=np.float32)
+        self.num_query, num_gallery = self.qg.shape
+        if self.qq.shape != (self.num_query, self.num_query) or self.gg.shape != (num_gallery, num_gallery):
+            raise ValueError(f"shapes do not fit: q_g {self.qg.shape}, q_q {self.qq.shape}, g_g {self.gg.shape}")
+        self.size = self.num_query + num_gallery
+        self.device = device
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        q = self.num_query
+        parts = []
+        if start < q:
+            a, b = start, min(stop, q)
+            parts.append(np.concatenate([self.qq[a:b], self.qg[a:b]], axis=1))
+        if stop > q:
+            a, b = max(start, q) - q, stop - q
+            parts.append(np.concatenate([self.qg[:, a:b].T, self.gg[a:b]], axis=1))
+        block = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        return torch.from_numpy(np.ascontiguousarray(block)).to(self.device)
+
+    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        q = self.num_query
+        out = np.empty(len(i), dtype=np.float32)
+        for in_q_i, in_q_j in ((True, True), (True, False), (False, True), (False, False)):
+            sel = ((i < q) == in_q_i) & ((j < q) == in_q_j)
+            ii, jj = i[sel], j[sel]
+            if in_q_i and in_q_j:
+                out[sel] = self.qq[ii, jj]
+            elif in_q_i:
+                out[sel] = self.qg[ii, jj - q]
+            elif in_q_j:
+                out[sel] = self.qg[jj, ii - q]
+            else:
+                out[sel] = self.gg[ii - q, jj - q]
+        return out
+
+
+class _FeatureSource:
+    """Distances computed on the fly from features (Euclidean or cosine), never all at once."""
+
+    def __init__(self, query_features, gallery_features, metric: str, device):
+        feats = torch.cat([torch.as_tensor(query_features), torch.as_tensor(gallery_features)]).float()
+        if metric == "cosine":
+            feats = torch.nn.functional.normalize(feats, dim=1)
+        elif metric != "euclidean":
+            raise ValueError(f"metric: expected 'euclidean' or 'cosine', got '{metric}'")
+        self.metric = metric
+        self.features = feats.to(device)
+        self.num_query = len(query_features)
+        self.size = len(feats)
+        self.device = device
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.metric == "cosine":
+            return 1.0 - a @ b.t()
+        return torch.cdist(a, b).float()
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        return self._dist(self.features[start:stop], self.features)
+
+    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        out = np.empty(len(i), dtype=np.float32)
+        step = 1 << 18
+        for s in range(0, len(i), step):
+            a = self.features[torch.as_tensor(i[s : s + step], device=self.device)]
+            b = self.features[torch.as_tensor(j[s : s + step], device=self.device)]
+            d = 1.0 - (a * b).sum(1) if self.metric == "cosine" else (a - b).norm(dim=1)
+            out[s : s + step] = d.cpu().numpy()
+        return out
+
+
+def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 2048, device: Optional[str] = None) -> np.ndarray:
+    """Re-ranked (Q, G) float32 distances from the query-gallery, query-query and gallery-gallery
+    distance matrices. ``device``: where the nearest-neighbour search runs ("cpu", "cuda")."""
+    source = _MatrixSource(q_g_dist, q_q_dist, g_g_dist, torch.device(device or "cpu"))
+    return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
+
+
+def re_ranking_features(query_features, gallery_features, metric: str = "euclidean", k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 2048, device: Optional[str] = None) -> np.ndarray:
+    """Re-ranking from (Q, D) and (G, D) features: no (q+g)^2 matrix is ever held in memory."""
+    source = _FeatureSource(query_features, gallery_features, metric, torch.device(device or "cpu"))
+    return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
+
+
+def _nearest_neighbours(source, k: int, chunk_size: int):
+    """(N, k) indices of each row's k smallest squared distances (ascending) and (N,) row maxima."""
+    n = source.size
+    ranks = np.empty((n, k), dtype=np.int64)
+    row_max = np.empty(n, dtype=np.float32)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        sq = source.rows(start, stop).pow(2)
+        row_max[start:stop] = sq.max(dim=1).values.cpu().numpy()
+        ranks[start:stop] = torch.topk(sq, k, dim=1, largest=False, sorted=True).indices.cpu().numpy()
+    return ranks, row_max
+
+
+def _reciprocal_mask(ranks: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """mask[i, t] = True when i is among the neighbours of its t-th neighbour ranks[i, t]."""
+    n = len(ranks)
+    mask = np.empty(ranks.shape, dtype=bool)
+    for s in range(0, n, chunk):
+        r = ranks[s : s + chunk]
+        mask[s : s + chunk] = (ranks[r] == np.arange(s, s + len(r))[:, None, None]).any(-1)
+    return mask
+
+
+def _expansion_pairs(ranks, recip, ranks_half, recip_half, chunk: int = 2048):
+    """(rows, cols) of every item's expanded k-reciprocal set (unique pairs, sorted)."""
+    n = len(ranks)
+    keys = []
+    for s in range(0, n, chunk):
+        members, m_mask = ranks[s : s + chunk], recip[s : s + chunk]
+        cand_sets, c_mask = ranks_half[members], recip_half[members]  # (c, K, Kh)
+        in_set = ((cand_sets[..., None] == members[:, None, None, :]) & m_mask[:, None, None, :]).any(-1)
+        overlap = (c_mask & in_set).sum(-1)
+        take = m_mask & (overlap > 2.0 / 3.0 * c_mask.sum(-1))
+        rows = np.arange(s, s + len(members))
+        keys.append(rows[:, None].repeat(members.shape[1], 1)[m_mask] * n + members[m_mask])
+        extra = take[..., None] & c_mask
+        keys.append(np.broadcast_to(rows[:, None, None], cand_sets.shape)[extra] * n + cand_sets[extra])
+    keys = np.unique(np.concatenate(keys))
+    return keys // n, keys % n
+
+
+def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_size: int) -> np.ndarray:
+    n, q = source.size, source.num_query
+    if not 1 <= k2 <= k1 + 1:
+        raise ValueError(f"re-ranking needs 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
+    k = min(k1 + 1, n)
+    ranks, row_max = _nearest_neighbours(source, k, chunk_size)
+    k_half = min(int(np.around(k1 / 2.0)) + 1, k)
+    recip = _reciprocal_mask(ranks)
+    ranks_half = np.ascontiguousarray(ranks[:, :k_half])
+    recip_half = _reciprocal_mask(ranks_half)
+    rows, cols = _expansion_pairs(ranks, recip, ranks_half, recip_half)
+
+    # Gaussian kernel of the (squared, row-normalised) original distance, normalised per row.
+    d = source.pairs(rows, cols)
+    weights = np.exp(-(d * d) / row_max[rows]).astype(np.float32)
+    weights /= np.bincount(rows, weights, minlength=n)[rows].astype(np.float32)
+    v = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n), dtype=np.float32)
+    if k2 != 1:
+        qe_rows = np.repeat(np.arange(n), k2)
+        qe = sparse.csr_matrix((np.full(n * k2, 1.0 / k2, dtype=np.float32), (qe_rows, ranks[:, :k2].reshape(-1))), shape=(n, n))
+        v = (qe @ v).tocsr()
+
+    v_query = v[:q].tocsr()
+    v_gallery = v[q:].tocsc()
+    num_gallery = n - q
+    lengths_per_col = np.diff(v_gallery.indptr)
+    final = np.empty((q, num_gallery), dtype=np.float32)
+    for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=32_000_000):
+        final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
+    original = np.empty_like(final)
+    for s in range(0, q, chunk_size):
+        e = min(s + chunk_size, q)
+        block = source.rows(s, e)[:, q:].pow(2).cpu().numpy()
+        original[s:e] = block / row_max[s:e, None]
+    return final * (1 - lambda_value) + original * lambda_value
+
+
+def _chunks_by_cost(v_query: sparse.csr_matrix, lengths_per_col: np.ndarray, budget: int):
+    """(start, stop) ranges of query rows whose Jaccard work (entry pairs) stays near ``budget``."""
+    coo = v_query.tocoo()
+    row_cost = np.bincount(coo.row, lengths_per_col[coo.col], minlength=v_query.shape[0])
+    bounds = np.searchsorted(np.cumsum(row_cost), np.arange(budget, row_cost.sum() + budget, budget), side="right")
+    start = 0
+    for stop in list(bounds) + [v_query.shape[0]]:
+        stop = max(int(stop), start + 1)
+        if start >= v_query.shape[0]:
+            break
+        yield start, min(stop, v_query.shape[0])
+        start = stop
+
+
+def _jaccard_block(v_rows: sparse.csr_matrix, v_gallery_csc: sparse.csc_matrix, lengths_per_col: np.ndarray, num_gallery: int) -> np.ndarray:
+    """1 - m / (2 - m) with m[i, j] = sum_k min(V[i, k], V[j, k]) for a block of query rows."""
+    coo = v_rows.tocoo()
+    lengths = lengths_per_col[coo.col]
+    total = int(lengths.sum())
+    m = np.zeros(v_rows.shape[0] * num_gallery, dtype=np.float64)
+    if total:
+        offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        positions = np.repeat(v_gallery_csc.indptr[coo.col], lengths) + (np.arange(total) - offsets)
+        gallery_rows = v_gallery_csc.indices[positions]
+        contrib = np.minimum(np.repeat(coo.data, lengths), v_gallery_csc.data[positions])
+        m = np.bincount(np.repeat(coo.row, lengths) * num_gallery + gallery_rows, contrib, minlength=len(m))
+    m = m.reshape(v_rows.shape[0], num_gallery).astype(np.float32)
+    return 1.0 - m / (2.0 - m)

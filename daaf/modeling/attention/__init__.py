@@ -1,0 +1,1 @@
+from .build import ATTENTION_BRANCH_REGISTRY, build_attention_branches

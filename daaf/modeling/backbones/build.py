@@ -1,0 +1,41 @@
+"""BACKBONE_REGISTRY and the Backbone interface: image batch -> dict of named stages."""
+
+from collections import namedtuple
+from typing import Dict
+
+import torch
+from torch import nn
+
+from daaf.utils.registry import Registry, get_from_registry
+
+BACKBONE_REGISTRY = Registry("BACKBONE")
+BACKBONE_REGISTRY.__doc__ = """
+Backbones by MODEL.BACKBONE.NAME: ``fn(cfg) -> Backbone``. The returned module maps a normalised
+float image batch (B, 3, H, W) to a dict of feature maps named "stem", "res2" ... "res5".
+"""
+
+ShapeSpec = namedtuple("ShapeSpec", ["channels", "stride"])
+
+
+class Backbone(nn.Module):
+    """Base class: ``forward(x)`` returns {stage name: (B, C, H/stride, W/stride)}."""
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        """Channels and stride of each stage returned by ``forward``."""
+        raise NotImplementedError
+
+    def stages_after(self, name: str) -> nn.Module:
+        """A new module computing the last stage from stage ``name``'s output (a deep copy of the
+        stages after it, same weights). Used by DAAF's HAB 'copy' encoder."""
+        raise NotImplementedError
+
+
+def build_backbone(cfg) -> Backbone:
+    """Build MODEL.BACKBONE.NAME from the registry."""
+    backbone = get_from_registry(BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME")(cfg)
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"MODEL.BACKBONE.NAME '{cfg.MODEL.BACKBONE.NAME}' must return a daaf Backbone, got {type(backbone)}")
+    return backbone

@@ -1,0 +1,126 @@
+"""torchvision ResNet-18/34/50/101 as a Backbone with a LAST_STRIDE option and named stages."""
+
+import copy
+import logging
+from collections import OrderedDict
+
+import torch
+import torchvision
+from torch import nn
+
+from daaf.config import configurable
+from daaf.utils.errors import ConfigError, UserError
+from daaf.utils.file_io import PathManager
+
+from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
+
+logger = logging.getLogger(__name__)
+
+_STAGES = ("stem", "res2", "res3", "res4", "res5")
+_TORCHVISION = {
+    18: ("resnet18", "ResNet18_Weights"),
+    34: ("resnet34", "ResNet34_Weights"),
+    50: ("resnet50", "ResNet50_Weights"),
+    101: ("resnet101", "ResNet101_Weights"),
+}
+
+
+class _Stages(nn.Sequential):
+    """A run of ResNet stages (a copy of the backbone's), mapping one stage's output to the last."""
+
+
+class ResNet(Backbone):
+    """ResNet whose forward returns {"stem", "res2", "res3", "res4", "res5"}.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        last_stride: stride of res5 (2: output stride 32; 1: output stride 16, as in BoT).
+        pretrained: load ImageNet weights (``pretrain_path`` if given, else torchvision's API).
+        pretrain_path: local path or URL of a torchvision-format ResNet state_dict.
+    """
+
+    @configurable
+    def __init__(self, *, depth: int = 50, last_stride: int = 2, pretrained: bool = False, pretrain_path: str = ""):
+        super().__init__()
+        if depth not in _TORCHVISION:
+            raise ConfigError(f"MODEL.BACKBONE.DEPTH: expected one of {sorted(_TORCHVISION)}, got {depth}")
+        if last_stride not in (1, 2):
+            raise ConfigError(f"MODEL.BACKBONE.LAST_STRIDE: expected 1 or 2, got {last_stride}")
+        self.depth = depth
+        net = getattr(torchvision.models, _TORCHVISION[depth][0])(weights=None)
+        if pretrained:
+            _load_imagenet_weights(net, depth, pretrain_path)
+        if last_stride == 1:
+            block = net.layer4[0]
+            block_conv = block.conv2 if hasattr(block, "conv3") else block.conv1
+            block_conv.stride = (1, 1)
+            block.downsample[0].stride = (1, 1)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.res2, self.res3, self.res4, self.res5 = net.layer1, net.layer2, net.layer3, net.layer4
+        channels = [64, 64, 128, 256, 512] if depth < 50 else [64, 256, 512, 1024, 2048]
+        strides = [4, 4, 8, 16, 32 if last_stride == 2 else 16]
+        self._shapes = {n: ShapeSpec(c, s) for n, c, s in zip(_STAGES, channels, strides)}
+
+    @classmethod
+    def from_config(cls, cfg):
+        b = cfg.MODEL.BACKBONE
+        return {"depth": b.DEPTH, "last_stride": b.LAST_STRIDE, "pretrained": b.PRETRAIN, "pretrain_path": b.PRETRAIN_PATH}
+
+    def forward(self, x):
+        outputs = OrderedDict()
+        for name in _STAGES:
+            x = getattr(self, name)(x)
+            outputs[name] = x
+        return outputs
+
+    def output_shape(self):
+        return dict(self._shapes)
+
+    def stages_after(self, name: str) -> nn.Module:
+        if name not in _STAGES[:-1]:
+            raise ConfigError(f"stage '{name}': expected one of {list(_STAGES[:-1])}")
+        following = _STAGES[_STAGES.index(name) + 1 :]
+        return _Stages(OrderedDict((n, copy.deepcopy(getattr(self, n))) for n in following))
+
+
+def _load_imagenet_weights(net: nn.Module, depth: int, pretrain_path: str) -> None:
+    if pretrain_path:
+        try:
+            with PathManager.open(pretrain_path, "rb") as f:
+                state_dict = torch.load(f, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise UserError(f"MODEL.BACKBONE.PRETRAIN_PATH: file not found: {pretrain_path}") from None
+        except Exception as e:
+            raise UserError(f"MODEL.BACKBONE.PRETRAIN_PATH: cannot read {pretrain_path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+        source = pretrain_path
+    else:
+        weights = getattr(torchvision.models, _TORCHVISION[depth][1]).IMAGENET1K_V1
+        try:
+            state_dict = weights.get_state_dict(progress=False)
+        except Exception as e:
+            raise UserError(
+                f"cannot fetch ImageNet weights for resnet{depth} from {weights.url} ({type(e).__name__}); "
+                "download the file elsewhere and set MODEL.BACKBONE.PRETRAIN_PATH, or set MODEL.BACKBONE.PRETRAIN False"
+            ) from None
+        source = weights.url
+    state_dict = state_dict.get("state_dict", state_dict) if isinstance(state_dict, dict) else state_dict
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items() if not k.startswith("fc.")}
+    model_state = net.state_dict()
+    mismatched = [k for k, v in state_dict.items() if k in model_state and model_state[k].shape != v.shape]
+    if mismatched:
+        raise UserError(
+            f"{source}: shapes do not match resnet{depth} for {len(mismatched)} tensors, e.g. {mismatched[0]}: "
+            f"{tuple(state_dict[mismatched[0]].shape)} vs {tuple(model_state[mismatched[0]].shape)}"
+        )
+    incompatible = net.load_state_dict(state_dict, strict=False)
+    missing = [k for k in incompatible.missing_keys if not k.startswith("fc.")]
+    if missing:
+        logger.warning(f"ImageNet weights {source} lack {len(missing)} keys: {missing[:5]}")
+    if incompatible.unexpected_keys:
+        logger.warning(f"ImageNet weights {source} have unexpected keys: {incompatible.unexpected_keys[:5]}")
+    logger.info(f"Loaded ImageNet weights for resnet{depth} from {source}")
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_backbone(cfg) -> ResNet:
+    return ResNet(cfg)

@@ -1,0 +1,61 @@
+"""fvcore's Checkpointer with atomic writes and one-line errors for unusable weight files."""
+
+import logging
+import os
+
+import torch
+from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
+
+from .errors import UserError
+from .file_io import PathManager, atomic_write
+
+__all__ = ["DAAFCheckpointer", "PeriodicCheckpointer"]
+
+
+class DAAFCheckpointer(Checkpointer):
+    """Saves ``{model, optimizer, scheduler, iteration, ...}`` and the ``last_checkpoint`` tag.
+
+    Every file is written to a temporary name beside its target and renamed into place, so a
+    process killed at any moment never leaves a truncated ``model_*.pth`` or ``last_checkpoint``.
+    Loading a missing or unreadable file raises :class:`UserError` naming it. Missing, unexpected
+    and shape-mismatched parameters are logged by fvcore.
+    """
+
+    def __init__(self, model, save_dir: str = "", *, save_to_disk: bool = True, **checkpointables):
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.path_manager = PathManager
+        self.logger = logging.getLogger("daaf.checkpoint")
+
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        with atomic_write(save_file, "wb") as f:
+            torch.save(data, f)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
+            f.write(last_filename_basename)
+
+    def load(self, path: str, checkpointables=None):
+        if path and not path.startswith(("http://", "https://")) and not self.path_manager.isfile(path):
+            raise UserError(f"checkpoint not found: {path} (MODEL.WEIGHTS or the last_checkpoint tag)")
+        return super().load(path, checkpointables=checkpointables)
+
+    def _load_file(self, filename: str):
+        try:
+            loaded = torch.load(filename, map_location=torch.device("cpu"), weights_only=False)
+        except Exception as e:  # torch raises many types for corrupt files
+            raise UserError(f"cannot read checkpoint {filename}: {type(e).__name__}: {e}".splitlines()[0]) from None
+        if isinstance(loaded, dict) and "model" in loaded:
+            return loaded
+        if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            return {"model": loaded}  # a bare state_dict
+        raise UserError(f"{filename}: expected a checkpoint dict with a 'model' entry or a state_dict")

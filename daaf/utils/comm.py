@@ -1,0 +1,124 @@
+"""Helpers for torch.distributed that also work when it is not initialised (one process)."""
+
+import functools
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+_LOCAL_PROCESS_GROUP = None
+
+
+def get_world_size() -> int:
+    """Number of processes in the default group (1 when not distributed)."""
+    if not dist.is_available() or not dist.is_initialized():
+        return 1
+    return dist.get_world_size()
+
+
+def get_rank() -> int:
+    """Global rank of this process (0 when not distributed)."""
+    if not dist.is_available() or not dist.is_initialized():
+        return 0
+    return dist.get_rank()
+
+
+def create_local_process_group(num_workers_per_machine: int) -> None:
+    """Create the group of processes on this machine (needed for the local rank/size)."""
+    global _LOCAL_PROCESS_GROUP
+    assert _LOCAL_PROCESS_GROUP is None
+    assert get_world_size() % num_workers_per_machine == 0
+    num_machines = get_world_size() // num_workers_per_machine
+    machine_rank = get_rank() // num_workers_per_machine
+    for i in range(num_machines):
+        ranks = list(range(i * num_workers_per_machine, (i + 1) * num_workers_per_machine))
+        group = dist.new_group(ranks)
+        if i == machine_rank:
+            _LOCAL_PROCESS_GROUP = group
+
+
+def get_local_rank() -> int:
+    """Rank of this process among those of its machine."""
+    if get_world_size() == 1:
+        return 0
+    if _LOCAL_PROCESS_GROUP is None:  # e.g. under torchrun without launch()
+        import os
+
+        return int(os.environ.get("LOCAL_RANK", 0))
+    return dist.get_rank(group=_LOCAL_PROCESS_GROUP)
+
+
+def get_local_size() -> int:
+    """Number of processes on this machine."""
+    if get_world_size() == 1:
+        return 1
+    if _LOCAL_PROCESS_GROUP is None:
+        import os
+
+        return int(os.environ.get("LOCAL_WORLD_SIZE", get_world_size()))
+    return dist.get_world_size(group=_LOCAL_PROCESS_GROUP)
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def synchronize() -> None:
+    """Barrier across all processes; a no-op in one process."""
+    if get_world_size() == 1:
+        return
+    if dist.get_backend() == dist.Backend.NCCL and torch.cuda.is_available():
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
+@functools.lru_cache()
+def _cpu_group():
+    """A gloo group for gathering arbitrary Python objects (NCCL only moves CUDA tensors)."""
+    if dist.get_backend() == "nccl":
+        return dist.new_group(backend="gloo")
+    return dist.group.WORLD
+
+
+def all_gather(data, group=None) -> list:
+    """Gather any picklable object from every rank; returns a list indexed by rank."""
+    if get_world_size() == 1:
+        return [data]
+    group = group or _cpu_group()
+    output = [None] * dist.get_world_size(group)
+    dist.all_gather_object(output, data, group=group)
+    return output
+
+
+def gather(data, dst: int = 0, group=None) -> list:
+    """Gather any picklable object on rank ``dst``; other ranks get an empty list."""
+    if get_world_size() == 1:
+        return [data]
+    group = group or _cpu_group()
+    if dist.get_rank(group=group) == dst:
+        output = [None] * dist.get_world_size(group)
+        dist.gather_object(data, output, dst=dst, group=group)
+        return output
+    dist.gather_object(data, None, dst=dst, group=group)
+    return []
+
+
+def shared_random_seed() -> int:
+    """A random int that is the same on every rank (for samplers that must agree)."""
+    seed = np.random.randint(2**31)
+    return all_gather(seed)[0]
+
+
+def reduce_dict(input_dict: dict, average: bool = True) -> dict:
+    """Reduce a dict of scalar tensors over ranks (sum or average); result valid on rank 0."""
+    world_size = get_world_size()
+    if world_size < 2:
+        return input_dict
+    with torch.no_grad():
+        names = sorted(input_dict)
+        values = torch.stack([input_dict[k] for k in names], dim=0)
+        dist.reduce(values, dst=0)
+        if dist.get_rank() == 0 and average:
+            values /= world_size
+        return dict(zip(names, values))

@@ -1,0 +1,16 @@
+"""Errors caused by what a user gave (a path, a config key, a file), as opposed to bugs.
+
+Command-line tools catch :class:`UserError` and print its one-line message instead of a traceback.
+"""
+
+
+class UserError(ValueError):
+    """Bad user input. The message is one line naming the file, key or value and what was expected."""
+
+
+class ConfigError(UserError):
+    """An unknown config key, a value of the wrong type, or an unreadable config file."""
+
+
+class DatasetError(UserError):
+    """A dataset folder, file name, image or label file that does not match what is expected."""

@@ -1,0 +1,241 @@
+"""EventStorage (metrics of the running training) and the writers that print or store them.
+
+Shaped like detectron2's: the trainer opens an :class:`EventStorage`, code anywhere calls
+``get_event_storage().put_scalar(...)``, and writers (console, ``metrics.json``,
+TensorBoard) periodically read the latest values.
+"""
+
+import datetime
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import torch
+from fvcore.common.history_buffer import HistoryBuffer
+
+from .file_io import PathManager
+
+__all__ = [
+    "EventStorage",
+    "get_event_storage",
+    "EventWriter",
+    "JSONWriter",
+    "TensorboardXWriter",
+    "CommonMetricPrinter",
+]
+
+_CURRENT_STORAGE_STACK = []
+
+
+def get_event_storage() -> "EventStorage":
+    """The innermost open EventStorage (raises if none is open)."""
+    if not _CURRENT_STORAGE_STACK:
+        raise RuntimeError("get_event_storage() has to be called inside a 'with EventStorage(...)' context!")
+    return _CURRENT_STORAGE_STACK[-1]
+
+
+class EventStorage:
+    """Scalars (with history), images and the current iteration of a training run."""
+
+    def __init__(self, start_iter: int = 0):
+        self._history = defaultdict(HistoryBuffer)
+        self._smoothing_hints = {}
+        self._latest_scalars = {}
+        self._iter = start_iter
+        self._vis_data = []
+
+    def put_scalar(self, name: str, value, smoothing_hint: bool = True) -> None:
+        """Record a scalar for the current iteration. ``smoothing_hint``: writers may average it."""
+        value = float(value.item() if isinstance(value, torch.Tensor) else value)
+        self._history[name].update(value, self._iter)
+        self._latest_scalars[name] = (value, self._iter)
+        existing = self._smoothing_hints.get(name)
+        if existing is not None and existing != smoothing_hint:
+            raise ValueError(f"Scalar {name} was put with a different smoothing_hint!")
+        self._smoothing_hints[name] = smoothing_hint
+
+    def put_scalars(self, *, smoothing_hint: bool = True, **kwargs) -> None:
+        for k, v in kwargs.items():
+            self.put_scalar(k, v, smoothing_hint=smoothing_hint)
+
+    def put_image(self, name: str, img_tensor) -> None:
+        """Queue an image (CHW float in [0, 1] or uint8) for the TensorBoard writer."""
+        self._vis_data.append((name, img_tensor, self._iter))
+
+    def clear_images(self) -> None:
+        self._vis_data = []
+
+    def history(self, name: str) -> HistoryBuffer:
+        if name not in self._history:
+            raise KeyError(f"No history metric available for {name}!")
+        return self._history[name]
+
+    def histories(self) -> dict:
+        return self._history
+
+    def latest(self) -> dict:
+        """name -> (latest value, iteration it was put at)."""
+        return self._latest_scalars
+
+    def latest_with_smoothing_hint(self, window_size: int = 20) -> dict:
+        """Like :meth:`latest`, but smoothed scalars are the median over ``window_size``."""
+        result = {}
+        for name, (value, itr) in self._latest_scalars.items():
+            if self._smoothing_hints[name]:
+                value = self._history[name].median(window_size)
+            result[name] = (value, itr)
+        return result
+
+    def step(self) -> None:
+        self._iter += 1
+
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    @iter.setter
+    def iter(self, value: int) -> None:
+        self._iter = int(value)
+
+    @property
+    def vis_data(self):
+        return self._vis_data
+
+    def __enter__(self):
+        _CURRENT_STORAGE_STACK.append(self)
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        assert _CURRENT_STORAGE_STACK[-1] is self
+        _CURRENT_STORAGE_STACK.pop()
+
+    @contextmanager
+    def name_scope(self, name: str):
+        """Not used for prefixes here; kept so code written for detectron2 runs unchanged."""
+        yield
+
+
+class EventWriter:
+    """Base class of writers; ``write()`` is called periodically by the PeriodicWriter hook."""
+
+    def write(self):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class JSONWriter(EventWriter):
+    """Append the latest scalars as one JSON object per line (per iteration) to ``json_file``."""
+
+    def __init__(self, json_file: str, window_size: int = 20):
+        self._file_handle = PathManager.open(json_file, "a")
+        self._window_size = window_size
+        self._last_write = -1
+
+    def write(self):
+        storage = get_event_storage()
+        to_save = defaultdict(dict)
+        for name, (value, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if itr <= self._last_write:
+                continue
+            to_save[itr][name] = value
+        if to_save:
+            self._last_write = max(to_save)
+        lines = "".join(json.dumps({"iteration": itr, **scalars}, sort_keys=True) + "\n" for itr, scalars in sorted(to_save.items()))
+        # One write call per flush so a killed process leaves whole lines.
+        self._file_handle.write(lines)
+        self._file_handle.flush()
+        try:
+            os.fsync(self._file_handle.fileno())
+        except (AttributeError, OSError):
+            pass
+
+    def close(self):
+        self._file_handle.close()
+
+
+class TensorboardXWriter(EventWriter):
+    """Write scalars (and queued images) as TensorBoard event files in ``log_dir``."""
+
+    def __init__(self, log_dir: str, window_size: int = 20, **kwargs):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._window_size = window_size
+        self._writer = SummaryWriter(log_dir, **kwargs)
+        self._last_write = -1
+
+    def write(self):
+        storage = get_event_storage()
+        new_last_write = self._last_write
+        for name, (value, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if itr > self._last_write:
+                self._writer.add_scalar(name, value, itr)
+                new_last_write = max(new_last_write, itr)
+        self._last_write = new_last_write
+        for name, img, itr in storage.vis_data:
+            self._writer.add_image(name, img, itr)
+        storage.clear_images()
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+
+class CommonMetricPrinter(EventWriter):
+    """Print iteration, ETA, losses, timing, learning rate and memory to the log."""
+
+    def __init__(self, max_iter: int, window_size: int = 20):
+        self.logger = logging.getLogger("daaf.utils.events")
+        self._max_iter = max_iter
+        self._window_size = window_size
+        self._last_write = None
+
+    def _eta(self, storage):
+        iteration = storage.iter
+        try:
+            eta_seconds = storage.history("time").median(1000) * (self._max_iter - iteration - 1)
+            storage.put_scalar("eta_seconds", eta_seconds, smoothing_hint=False)
+            return str(datetime.timedelta(seconds=int(eta_seconds)))
+        except KeyError:
+            eta = None
+            if self._last_write is not None:
+                seconds_per_iter = (time.perf_counter() - self._last_write[1]) / max(iteration - self._last_write[0], 1)
+                eta = str(datetime.timedelta(seconds=int(seconds_per_iter * (self._max_iter - iteration - 1))))
+            self._last_write = (iteration, time.perf_counter())
+            return eta
+
+    def write(self):
+        storage = get_event_storage()
+        iteration = storage.iter
+        if iteration == self._max_iter:
+            return  # the final write after training is done by hooks' after_train
+        histories = storage.histories()
+
+        def median(name):
+            return histories[name].median(self._window_size) if name in histories else None
+
+        data_time, iter_time = median("data_time"), median("time")
+        lr = histories["lr"].latest() if "lr" in histories else None
+        eta = self._eta(storage)
+        losses = "  ".join(
+            f"{k}: {v.median(self._window_size):.4g}" for k, v in histories.items() if "loss" in k
+        )
+        memory = (
+            f"max_mem: {torch.cuda.max_memory_allocated() / 1024 / 1024:.0f}M"
+            if torch.cuda.is_available()
+            else ""
+        )
+        parts = [
+            f"eta: {eta}" if eta else "",
+            f"iter: {iteration}",
+            losses,
+            f"time: {iter_time:.4f}" if iter_time is not None else "",
+            f"data_time: {data_time:.4f}" if data_time is not None else "",
+            f"lr: {lr:.5g}" if lr is not None else "",
+            memory,
+        ]
+        self.logger.info("  ".join(p for p in parts if p))

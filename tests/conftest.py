@@ -1,0 +1,50 @@
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+for path in (REPO, TESTS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def tiny_synthetic_config(**overrides):
+    from daaf.data.synthetic import SyntheticConfig
+
+    values = dict(
+        num_train_ids=8, num_test_ids=6, num_cameras=3, min_images_per_id=4, max_images_per_id=6,
+        num_distractors=4, num_junk=2, num_partial_ids=3, seed=0,
+    )  # fmt: skip
+    values.update(overrides)
+    return SyntheticConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A tiny synthetic dataset (8 train ids, 6 test ids, 3 cameras) with its label files."""
+    from daaf.data.synthetic import generate_synthetic_dataset
+
+    root = str(tmp_path_factory.mktemp("datasets"))
+    generate_synthetic_dataset(root, tiny_synthetic_config(), progress=False)
+    return root
+
+
+@pytest.fixture
+def tiny_cfg(synthetic_root, tmp_path):
+    """A CPU config on the tiny synthetic data: ResNet-18 TriNet, 64x32 input, 2 iterations."""
+    from daaf.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False",
+            "DATASETS.ROOT", synthetic_root, "DATASETS.TRAIN", "('SyntheticPersons',)",
+            "DATASETS.TEST", "('SyntheticPersons',)", "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]",
+            "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.MAX_ITER", "2",
+            "SOLVER.CHECKPOINT_PERIOD", "1000", "TEST.IMS_PER_BATCH", "16", "OUTPUT_DIR", str(tmp_path / "out"),
+            "SEED", "0", "LOG_PERIOD", "1",
+        ]
+    )  # fmt: skip
+    return cfg

@@ -1,0 +1,229 @@
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import toy_components  # noqa: F401  (registers ToyReIDNet)
+from daaf.engine import DefaultTrainer, hooks, launch
+from daaf.solver import build_lr_scheduler
+from daaf.utils.checkpoint import DAAFCheckpointer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_components.py")
+
+
+def toy_cfg(cfg, **extra):
+    cfg = cfg.clone()
+    cfg.merge_from_list(["MODEL.META_ARCHITECTURE", "ToyReIDNet", "DATASETS.TEST", "()", "IMPORTS", f"['{TOY_MODULE}']"])
+    for key, value in extra.items():
+        cfg.merge_from_list([key, str(value)])
+    return cfg
+
+
+def read_metrics(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_tiny_training_run_writes_metrics_tensorboard_and_checkpoints(tiny_cfg):
+    cfg = toy_cfg(tiny_cfg, **{"SOLVER.MAX_ITER": 6, "SOLVER.CHECKPOINT_PERIOD": 3, "LOG_PERIOD": 2})
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    out = cfg.OUTPUT_DIR
+    metrics = read_metrics(out)
+    assert [m["iteration"] for m in metrics] == [1, 3, 5]
+    assert all({"total_loss", "loss_toy", "loss_bias", "lr"} <= set(m) for m in metrics)
+    assert metrics[-1]["total_loss"] < metrics[0]["total_loss"]  # Adam moves the toy weights toward 1
+    assert glob.glob(os.path.join(out, "events.out.tfevents.*"))
+    assert {"last_checkpoint", "metrics.json", "model_0000002.pth", "model_0000005.pth", "model_final.pth"} <= set(os.listdir(out))
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read() == "model_final.pth"
+    state = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    assert state["iteration"] == 5 and "optimizer" in state["trainer"]["_trainer"]
+    assert not glob.glob(os.path.join(out, "*.tmp"))
+
+
+def test_non_finite_loss_raises_with_iteration_and_terms(tiny_cfg, monkeypatch):
+    monkeypatch.setenv("TOY_NAN_AT", "3")
+    trainer = DefaultTrainer(toy_cfg(tiny_cfg, **{"SOLVER.MAX_ITER": 6}))
+    with pytest.raises(FloatingPointError) as info:
+        trainer.train()
+    message = str(info.value)
+    assert "iteration 3" in message and "loss_toy=nan" in message and "loss_bias=" in message
+
+
+def test_resume_restores_model_optimizer_scheduler_and_iteration(tiny_cfg, tmp_path):
+    extra = {"SOLVER.MAX_ITER": 8, "SOLVER.CHECKPOINT_PERIOD": 4, "SOLVER.LR_SCHEDULER_NAME": "WarmupMultiStepLR",
+             "SOLVER.STEPS": "(2, 6)", "SOLVER.GAMMA": 0.5, "SOLVER.BASE_LR": 0.05}  # fmt: skip
+    straight = DefaultTrainer(toy_cfg(tiny_cfg, **extra, OUTPUT_DIR=tmp_path / "straight"))
+    straight.train()
+
+    interrupted_cfg = toy_cfg(tiny_cfg, **extra, OUTPUT_DIR=tmp_path / "interrupted")
+    crashing = DefaultTrainer(interrupted_cfg)
+
+    def crash(trainer):
+        if trainer.iter == 5:
+            raise RuntimeError("simulated crash")
+
+    crashing.register_hooks([hooks.CallbackHook(after_step=crash)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.train()  # the checkpoint of iteration 3 is the last one written
+
+    resumed = DefaultTrainer(interrupted_cfg)
+    resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == 4
+    resumed.train()
+    assert torch.equal(straight.model.fc.weight, resumed.model.fc.weight)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(straight.optimizer.param_groups[0]["lr"])
+    assert resumed.scheduler.last_epoch == straight.scheduler.last_epoch == 8
+
+
+def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_cfg, tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "OUTPUT_DIR", str(out),
+            "MODEL.META_ARCHITECTURE", "ToyReIDNet", "IMPORTS", f"['{TOY_MODULE}']", "MODEL.DEVICE", "cpu",
+            "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
+            "INPUT.SIZE_TRAIN", "[64, 32]", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8",
+            "SOLVER.MAX_ITER", "40", "SOLVER.CHECKPOINT_PERIOD", "5", "LOG_PERIOD", "1", "SEED", "0"]  # fmt: skip
+    env = dict(os.environ, TOY_SLEEP="0.05")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "model_0000009.pth").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before its second checkpoint"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model_final.pth").exists()
+    logged_before = [m["iteration"] for m in read_metrics(out)]
+
+    resumed = subprocess.run(args[:2] + ["--resume"] + args[2:], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    log = (out / "log.txt").read_text()
+    last_saved = max(int(p[-11:-4]) for p in glob.glob(str(out / "model_0*.pth")) if int(p[-11:-4]) < 40)
+    assert "Starting training from iteration" in log
+    start_iters = [int(line.rsplit(" ", 1)[-1]) for line in log.splitlines() if "Starting training from iteration" in line]
+    assert start_iters[0] == 0 and start_iters[-1] >= 10  # resumed after a checkpoint, not from 0
+    final = torch.load(out / "model_final.pth", weights_only=False)
+    assert final["iteration"] == 39 and last_saved >= 9
+    for path in glob.glob(str(out / "*.pth")):  # no corrupt checkpoint anywhere
+        assert "model" in torch.load(path, weights_only=False)
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    iterations = [m["iteration"] for m in read_metrics(out)]
+    assert iterations[: len(logged_before)] == logged_before and iterations[-1] == 39
+    assert not glob.glob(str(out / ".*.tmp"))
+
+
+def _ddp_worker(cfg, result_dir):
+    from daaf.utils import comm
+
+    trainer = DefaultTrainer(cfg)
+    trainer.max_iter = 1
+    super(DefaultTrainer, trainer).train(0, 1)
+    model = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
+    torch.save(
+        {"files": model.last_file_names, "weight": model.fc.weight.detach().clone(), "world": comm.get_world_size()},
+        os.path.join(result_dir, f"rank{comm.get_rank()}.pt"),
+    )
+
+
+def test_two_process_gloo_ddp_gives_disjoint_shards_and_identical_weights(tiny_cfg, tmp_path):
+    cfg = toy_cfg(tiny_cfg, **{"SOLVER.IMS_PER_BATCH": 16, "OUTPUT_DIR": tmp_path / "ddp"})
+    launch(_ddp_worker, 2, dist_url="auto", args=(cfg, str(tmp_path)))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert len(r0["files"]) == len(r1["files"]) == 8
+    assert not set(r0["files"]) & set(r1["files"])
+    assert torch.equal(r0["weight"], r1["weight"])
+    assert not torch.equal(r0["weight"], toy_components.ToyReIDNet(cfg).fc.weight)  # a step was taken
+
+
+def test_train_net_under_torchrun(tiny_cfg, tmp_path):
+    out = tmp_path / "torchrun"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+            os.path.join(REPO, "tools", "train_net.py"), "OUTPUT_DIR", str(out),
+            "MODEL.META_ARCHITECTURE", "ToyReIDNet", "IMPORTS", f"['{TOY_MODULE}']", "MODEL.DEVICE", "cpu",
+            "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
+            "INPUT.SIZE_TRAIN", "[64, 32]", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "16",
+            "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "SEED", "0"]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "World size: 2" in log
+    assert (out / "model_final.pth").exists() and (out / "log.txt.rank1").exists()
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    checkpointer = DAAFCheckpointer(model, str(tmp_path))
+    checkpointer.save("model_0000000")
+    before = (tmp_path / "model_0000000.pth").read_bytes()
+
+    def exploding_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt  # as if killed mid-write
+
+    monkeypatch.setattr(torch, "save", exploding_save)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save("model_0000000")
+    assert (tmp_path / "model_0000000.pth").read_bytes() == before
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000000.pth"
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000000.pth"]
+
+
+def test_missing_weights_file_is_a_one_line_user_error(tmp_path):
+    from daaf.utils.errors import UserError
+
+    checkpointer = DAAFCheckpointer(torch.nn.Linear(2, 2), str(tmp_path))
+    with pytest.raises(UserError, match="checkpoint not found: .*nope.pth"):
+        checkpointer.resume_or_load(str(tmp_path / "nope.pth"), resume=False)
+    (tmp_path / "corrupt.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint .*corrupt.pth"):
+        checkpointer.load(str(tmp_path / "corrupt.pth"))
+
+
+def test_weights_loading_names_shape_mismatch_and_missing_keys(tmp_path, caplog):
+    source = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    DAAFCheckpointer(source, str(tmp_path)).save("src")
+    target = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Linear(4, 1), torch.nn.Linear(1, 1))
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        DAAFCheckpointer(target, str(tmp_path / "t")).resume_or_load(str(tmp_path / "src.pth"), resume=False)
+    text = caplog.text
+    assert "0.weight" in text and "incompatible shapes" in text
+    assert "2.{bias, weight}" in text  # missing in the checkpoint, named
+
+
+def _lr_curve(cfg, iters):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    lrs = []
+    for _ in range(iters):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(lrs)
+
+
+def test_lr_schedules(tiny_cfg):
+    cfg = tiny_cfg.clone()
+    cfg.merge_from_list(["SOLVER.BASE_LR", "1.0", "SOLVER.MAX_ITER", "100", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
+                         "SOLVER.STEPS", "(40, 70)", "SOLVER.WARMUP_ITERS", "10", "SOLVER.WARMUP_FACTOR", "0.01"])  # fmt: skip
+    lrs = _lr_curve(cfg, 100)
+    assert lrs[0] == pytest.approx(0.01) and lrs[5] == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lrs[10:40] == pytest.approx(1.0) and lrs[40:70] == pytest.approx(0.1) and lrs[70:] == pytest.approx(0.01)
+
+    cfg.merge_from_list(["SOLVER.LR_SCHEDULER_NAME", "ExponentialDecayLR", "SOLVER.WARMUP_ITERS", "0",
+                         "SOLVER.DECAY_START", "60", "SOLVER.DECAY_FACTOR", "0.001"])  # fmt: skip
+    lrs = _lr_curve(cfg, 100)
+    assert lrs[:60] == pytest.approx(1.0)
+    assert lrs[80] == pytest.approx(0.001 ** (20 / 40))  # TriNet: 0.001 ** ((t - t0) / (T - t0))
+    assert np.all(np.diff(lrs[60:]) < 0)

@@ -1,0 +1,183 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from daaf.evaluation import (
+    ReIDEvaluator,
+    compute_distance,
+    compute_distance_chunks,
+    evaluate_rank,
+    evaluate_rank_chunks,
+    re_ranking,
+    re_ranking_features,
+)
+from daaf.evaluation.reference import evaluate_rank_reference, re_ranking_reference
+
+
+def random_problem(seed, q=40, g=120, ties=False, num_ids=15, num_cams=3):
+    rng = np.random.default_rng(seed)
+    q_pids, g_pids = rng.integers(0, num_ids, q), rng.integers(0, num_ids + 5, g)
+    q_cams, g_cams = rng.integers(0, num_cams, q), rng.integers(0, num_cams, g)
+    dist = rng.integers(0, 6, (q, g)).astype(np.float32) if ties else rng.random((q, g), dtype=np.float32)
+    return dist, q_pids, g_pids, q_cams, g_cams
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ties", [False, True])
+def test_rank_metrics_match_per_query_loop(seed, ties):
+    problem = random_problem(seed, ties=ties)
+    cmc, mAP, mINP = evaluate_rank(*problem, max_rank=50)
+    ref_cmc, ref_mAP, ref_mINP = evaluate_rank_reference(*problem, max_rank=50)
+    assert cmc.shape == (50,)
+    np.testing.assert_allclose(cmc, ref_cmc, atol=1e-6)
+    assert mAP == pytest.approx(ref_mAP, abs=1e-9) and mINP == pytest.approx(ref_mINP, abs=1e-9)
+    assert 0 <= mINP <= mAP <= 1
+
+
+def test_infinite_distances_tie_with_removed_items():
+    dist, q_pids, g_pids, q_cams, g_cams = random_problem(7, ties=True)
+    dist[dist == 5] = np.inf
+    np.testing.assert_allclose(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[0], evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[0])
+    assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1] == pytest.approx(evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[1])
+
+
+def test_short_gallery_shorter_than_max_rank():
+    problem = random_problem(1, q=6, g=9, num_ids=3, num_cams=2)
+    cmc, mAP, _ = evaluate_rank(*problem, max_rank=50)
+    ref_cmc, ref_mAP, _ = evaluate_rank_reference(*problem, max_rank=50)
+    np.testing.assert_allclose(cmc, ref_cmc)
+    assert cmc[-1] == pytest.approx(1.0) and mAP == pytest.approx(ref_mAP)
+
+
+def test_queries_without_match_are_skipped():
+    dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float32)
+    # query 1 (pid 9) has no match; query 0's match at camera 1 is junk, camera 2 at rank 2
+    cmc, mAP, mINP = evaluate_rank(dist, np.array([1, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
+    assert cmc[0] == 0 and cmc[1] == 1 and mAP == pytest.approx(0.5) and mINP == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no query has a true match"):
+        evaluate_rank(dist, np.array([8, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
+
+
+def test_perfect_ranking_has_map_one():
+    g_pids = np.repeat(np.arange(10), 3)
+    q_pids = np.arange(10)
+    dist = (q_pids[:, None] != g_pids[None, :]).astype(np.float32) + np.random.default_rng(0).random((10, 30)) * 0.1
+    cmc, mAP, mINP = evaluate_rank(dist, q_pids, g_pids, np.zeros(10), np.ones(30))
+    assert cmc[0] == 1.0 and mAP == pytest.approx(1.0) and mINP == pytest.approx(1.0)
+
+
+def test_chunked_equals_unchunked_and_features_path_equals_matrix():
+    problem = random_problem(3, q=53, g=97)
+    whole = evaluate_rank(*problem, chunk_size=10_000)
+    chunked = evaluate_rank(*problem, chunk_size=7)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    assert whole[1] == chunked[1] and whole[2] == chunked[2]
+    torch.manual_seed(0)
+    qf, gf = torch.randn(53, 16), torch.randn(97, 16)
+    for metric in ("cosine", "euclidean"):
+        full = compute_distance(qf, gf, metric)
+        expected = 1 - torch.nn.functional.normalize(qf) @ torch.nn.functional.normalize(gf).T if metric == "cosine" else torch.cdist(qf, gf)
+        np.testing.assert_allclose(full, expected.numpy(), atol=1e-5)
+        from_chunks = evaluate_rank_chunks(compute_distance_chunks(qf, gf, metric, chunk_size=8), *problem[1:])
+        from_matrix = evaluate_rank(full, *problem[1:])
+        np.testing.assert_array_equal(from_chunks[0], from_matrix[0])
+        assert from_chunks[1] == pytest.approx(from_matrix[1], abs=1e-12)
+
+
+def euclidean(a, b):
+    return torch.cdist(torch.from_numpy(a).double(), torch.from_numpy(b).double()).float().numpy()
+
+
+@pytest.mark.parametrize("seed,k1,k2,lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.5), (2, 10, 3, 0.1), (3, 4, 5, 0.0)])
+def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(12, 8))
+    qf = (centers[rng.integers(0, 12, 30)] + 0.5 * rng.normal(size=(30, 8))).astype(np.float32)
+    gf = (centers[rng.integers(0, 12, 90)] + 0.5 * rng.normal(size=(90, 8))).astype(np.float32)
+    qg, qq, gg = euclidean(qf, gf), euclidean(qf, qf), euclidean(gf, gf)
+    expected = re_ranking_reference(qg, qq, gg, k1, k2, lam)
+    got = re_ranking(qg, qq, gg, k1, k2, lam, chunk_size=17)
+    assert got.shape == (30, 90) and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 1e-4
+    from_features = re_ranking_features(qf, gf, "euclidean", k1, k2, lam, chunk_size=33)
+    assert np.abs(from_features - expected).max() <= 1e-4
+
+
+def test_re_ranking_changes_rankings_and_rejects_bad_k2():
+    rng = np.random.default_rng(0)
+    qf, gf = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(40, 4)).astype(np.float32)
+    qg, qq, gg = euclidean(qf, gf), euclidean(qf, qf), euclidean(gf, gf)
+    assert not np.allclose(re_ranking(qg, qq, gg), qg)
+    with pytest.raises(ValueError, match="k2"):
+        re_ranking(qg, qq, gg, k1=3, k2=9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_re_ranking_on_gpu_matches_cpu():
+    rng = np.random.default_rng(0)
+    qf, gf = rng.normal(size=(20, 6)).astype(np.float32), rng.normal(size=(60, 6)).astype(np.float32)
+    qg, qq, gg = euclidean(qf, gf), euclidean(qf, qf), euclidean(gf, gf)
+    assert np.abs(re_ranking(qg, qq, gg, device="cuda") - re_ranking(qg, qq, gg)).max() <= 1e-4
+
+
+def feed(evaluator, features, pids, camids, batch=5):
+    for s in range(0, len(features), batch):
+        evaluator.process(
+            {"pids": torch.as_tensor(pids[s : s + batch]), "camids": torch.as_tensor(camids[s : s + batch]),
+             "file_names": [f"img{i}.jpg" for i in range(s, min(s + batch, len(features)))]},
+            torch.as_tensor(features[s : s + batch]),
+        )  # fmt: skip
+
+
+def evaluator_inputs(seed=0, q=12, g=40, d=8):
+    rng = np.random.default_rng(seed)
+    pids = np.concatenate([np.arange(q) % 6, rng.integers(0, 8, g)])
+    camids = np.concatenate([np.zeros(q, int), rng.integers(0, 3, g)])
+    centers = rng.normal(size=(8, d))
+    features = (centers[pids] + 0.8 * rng.normal(size=(q + g, d))).astype(np.float32)
+    return features, pids, camids
+
+
+def test_reid_evaluator_reports_metrics_and_writes_cmc_plot_and_ranks(tmp_path):
+    features, pids, camids = evaluator_inputs()
+    evaluator = ReIDEvaluator(12, metric="euclidean", report_ranks=(1, 3), output_dir=str(tmp_path), save_ranks=True, max_rank=10, dataset_name="toy")
+    feed(evaluator, features, pids, camids)
+    results = evaluator.evaluate()
+    assert list(results) == ["Rank-1", "Rank-3", "mAP", "mINP"]
+    dist = compute_distance(features[:12], features[12:], "euclidean")
+    cmc, mAP, mINP = evaluate_rank(dist, pids[:12], pids[12:], camids[:12], camids[12:], max_rank=10)
+    assert results["Rank-1"] == pytest.approx(cmc[0] * 100) and results["mAP"] == pytest.approx(mAP * 100)
+    assert os.path.getsize(tmp_path / "cmc.png") > 1000
+    ranks = np.load(tmp_path / "ranks.npz")
+    assert ranks["indices"].shape == (12, 10)
+    np.testing.assert_array_equal(ranks["indices"][:, 0], dist.argmin(1))
+    assert list(ranks["query_files"][:2]) == ["img0.jpg", "img1.jpg"]
+
+    reranked = ReIDEvaluator(12, metric="euclidean", rerank=True, rerank_params=(5, 2, 0.3))
+    feed(reranked, features, pids, camids)
+    assert reranked.evaluate()["mAP"] != pytest.approx(results["mAP"])
+
+
+def _evaluator_worker(features, pids, camids, out_dir):
+    from daaf.data.samplers import InferenceSampler
+    from daaf.utils import comm
+
+    evaluator = ReIDEvaluator(12, metric="cosine")
+    indices = list(InferenceSampler(len(features)))
+    feed(evaluator, features[indices], pids[indices], camids[indices], batch=4)
+    results = evaluator.evaluate()
+    torch.save(results, os.path.join(out_dir, f"rank{comm.get_rank()}.pt"))
+
+
+def test_evaluator_in_two_gloo_processes_equals_single_process(tmp_path):
+    from daaf.engine import launch
+
+    features, pids, camids = evaluator_inputs(seed=1)
+    single = ReIDEvaluator(12, metric="cosine")
+    feed(single, features, pids, camids)
+    expected = single.evaluate()
+    launch(_evaluator_worker, 2, dist_url="auto", args=(features, pids, camids, str(tmp_path)))
+    assert dict(torch.load(tmp_path / "rank0.pt", weights_only=False)) == pytest.approx(dict(expected))
+    assert torch.load(tmp_path / "rank1.pt", weights_only=False) == {}

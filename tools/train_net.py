@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Train and evaluate ReID models (TriNet / BoT and their DAAF versions) from a YAML config.
+
+    python tools/train_net.py --config-file configs/Synthetic/trinet_R18.yaml
+    python tools/train_net.py --config-file cfg.yaml --num-gpus 2            # 2 processes (gloo on CPU)
+    python tools/train_net.py --config-file cfg.yaml --resume                # continue from last_checkpoint
+    python tools/train_net.py --config-file cfg.yaml --eval-only MODEL.WEIGHTS model_final.pth
+"""
+
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from daaf.config import get_cfg  # noqa: E402
+from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli  # noqa: E402
+from daaf.utils import comm  # noqa: E402
+from daaf.utils.checkpoint import DAAFCheckpointer  # noqa: E402
+
+
+def setup(args):
+    """Config from defaults + --config-file + KEY VALUE overrides, frozen; logging and output dir."""
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = DefaultTrainer.build_model(cfg)
+        DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return DefaultTrainer.test(cfg, model)
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    results = trainer.train()
+    if comm.is_main_process():
+        logging.getLogger("daaf").info(f"Training finished; outputs in {os.path.abspath(cfg.OUTPUT_DIR)}")
+    return results
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    sys.exit(launch_cli(main, args))
