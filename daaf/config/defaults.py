@@ -73,10 +73,13 @@ _C.MODEL.DAAF.HAB.LOSS_REDUCTION = "sum"  # "sum" over pixels (paper Eq. 2) or "
 
 _C.MODEL.DAAF.PAB = CN()
 _C.MODEL.DAAF.PAB.SOURCE = "res5"
+# Keypoint grouping by name: coco1, coco4, coco6 (paper), coco7, coco17; or explicit lists in
+# GROUP_LIST (e.g. [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10], ...]), which then take precedence.
 _C.MODEL.DAAF.PAB.GROUPS = "coco6"
-_C.MODEL.DAAF.PAB.SHARED_DECODER = True
-_C.MODEL.DAAF.PAB.TARGET = "keypoints"  # or "part_image"
-_C.MODEL.DAAF.PAB.SIGMA = 2.0
+_C.MODEL.DAAF.PAB.GROUP_LIST = []
+_C.MODEL.DAAF.PAB.SHARED_DECODER = True  # one decoder for all groups (paper); False: one per group
+_C.MODEL.DAAF.PAB.TARGET = "keypoints"  # or "part_image" (Table 5: horizontal stripes of the image)
+_C.MODEL.DAAF.PAB.SIGMA = 2.0  # Gaussian std of the keypoint heatmaps, in output pixels
 _C.MODEL.DAAF.PAB.LOSS_WEIGHT = 0.003
 _C.MODEL.DAAF.PAB.LOSS_REDUCTION = "sum"
 

@@ -49,6 +49,17 @@ class DAAFCheckpointer(Checkpointer):
             raise UserError(f"checkpoint not found: {path} (MODEL.WEIGHTS or the last_checkpoint tag)")
         return super().load(path, checkpointables=checkpointables)
 
+    def _load_model(self, checkpoint):
+        # A DAAF checkpoint evaluated with the base config: its training-only branch weights have
+        # no place in the base network; say so once instead of listing them as unexpected keys.
+        model_keys = self.model.state_dict().keys()
+        branch_keys = [k for k in checkpoint["model"] if ".branches." in f".{k}" and k not in model_keys]
+        if branch_keys:
+            for k in branch_keys:
+                checkpoint["model"].pop(k)
+            self.logger.info(f"Ignored {len(branch_keys)} tensors of training-only attention branches (not part of this model)")
+        return super()._load_model(checkpoint)
+
     def _load_file(self, filename: str):
         try:
             loaded = torch.load(filename, map_location=torch.device("cpu"), weights_only=False)

@@ -85,7 +85,6 @@ class ReIDNetwork(nn.Module):
         pids = batch["pids"].to(self.device, non_blocking=True)
         losses = {loss.name: loss(outputs, pids) for loss in self.losses}
         batch_on_device = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        batch_on_device["images"] = images
         for branch in self.branches.values():
             losses.update(branch(features, batch_on_device))
         return losses

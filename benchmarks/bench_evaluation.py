@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Evaluation benchmark: rank metrics, re-ranking and large-gallery evaluation, each against a
+straightforward reference measured in the same run. Every case runs in its own process so its
+peak memory (ru_maxrss) is its own.
+
+    python benchmarks/bench_evaluation.py            # Market-1501 size (3,368 x 15,913) + MSMT17 size
+    python benchmarks/bench_evaluation.py --quick    # small sizes, for a smoke run
+
+Targets (2-core CPU): rank metrics <= 1.0 s and <= 0.3 GB added; re-ranking >= 4x faster than the
+NumPy reference with <= 3 GB peak; MSMT17-size (11,659 x 82,161, 2,048-d) from features <= 4 GB peak.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+def _rank_problem(q, g, seed=0):
+    rng = np.random.default_rng(seed)
+    num_ids = max(q // 4, 2)
+    q_pids, g_pids = rng.integers(0, num_ids, q), rng.integers(0, num_ids, g)
+    q_cams, g_cams = rng.integers(0, 6, q), rng.integers(0, 6, g)
+    dist = rng.random((q, g), dtype=np.float32)
+    return dist, q_pids, g_pids, q_cams, g_cams
+
+
+def _rerank_inputs(q, g, d=128, seed=0):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(max(q // 4, 2), d)).astype(np.float32)
+    qf = centers[rng.integers(0, len(centers), q)] + 0.7 * rng.normal(size=(q, d)).astype(np.float32)
+    gf = centers[rng.integers(0, len(centers), g)] + 0.7 * rng.normal(size=(g, d)).astype(np.float32)
+    cd = lambda a, b: torch.cdist(torch.from_numpy(a), torch.from_numpy(b)).numpy()  # noqa: E731
+    return cd(qf, gf), cd(qf, qf), cd(gf, gf)
+
+
+def case(name: str, q: int, g: int) -> dict:
+    """Run one case in this process; returns seconds, peak RSS and the memory before the timed part."""
+    if name in ("rank", "rank_reference"):
+        from daaf.evaluation import evaluate_rank
+        from daaf.evaluation.reference import evaluate_rank_reference
+
+        problem = _rank_problem(q, g)
+        before = _peak_rss_gb()
+        fn = evaluate_rank if name == "rank" else evaluate_rank_reference
+        start = time.perf_counter()
+        cmc, mAP, _ = fn(*problem)
+        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
+    if name in ("rerank", "rerank_reference"):
+        from daaf.evaluation import re_ranking
+        from daaf.evaluation.reference import re_ranking_reference
+
+        qg, qq, gg = _rerank_inputs(q, g)
+        before = _peak_rss_gb()
+        fn = re_ranking if name == "rerank" else re_ranking_reference
+        start = time.perf_counter()
+        out = fn(qg, qq, gg)
+        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(out[:5, :5].sum())}
+    if name == "large_from_features":
+        import torch
+
+        from daaf.evaluation import compute_distance_chunks, evaluate_rank_chunks
+
+        torch.manual_seed(0)
+        qf, gf = torch.randn(q, 2048), torch.randn(g, 2048)
+        _, q_pids, g_pids, q_cams, g_cams = _rank_problem(2, 2)
+        rng = np.random.default_rng(1)
+        q_pids, g_pids = rng.integers(0, 3000, q), rng.integers(0, 3000, g)
+        q_cams, g_cams = rng.integers(0, 15, q), rng.integers(0, 15, g)
+        before = _peak_rss_gb()
+        start = time.perf_counter()
+        _, mAP, _ = evaluate_rank_chunks(compute_distance_chunks(qf, gf, "cosine", 512), q_pids, g_pids, q_cams, g_cams)
+        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
+    raise ValueError(name)
+
+
+def run_case(name, q, g) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--case", name, "--q", str(q), "--g", str(g)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"case {name} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--skip-reference-rerank", action="store_true", help="skip the slow dense NumPy re-ranking")
+    parser.add_argument("--case")
+    parser.add_argument("--q", type=int)
+    parser.add_argument("--g", type=int)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(case(args.case, args.q, args.g)))
+        return
+
+    market = (300, 1500) if args.quick else (3368, 15913)
+    msmt = (1000, 8000) if args.quick else (11659, 82161)
+    rows = []
+    rank = run_case("rank", *market)
+    rank_ref = run_case("rank_reference", *market)
+    assert abs(rank["check"] - rank_ref["check"]) < 1e-9, "rank metrics differ from the reference"
+    rows.append(("rank metrics", market, rank, rank_ref, "<= 1.0 s, <= 0.3 GB added"))
+    rerank = run_case("rerank", *market)
+    rerank_ref = None if args.skip_reference_rerank else run_case("rerank_reference", *market)
+    if rerank_ref is not None:
+        assert abs(rerank["check"] - rerank_ref["check"]) < 1e-3, "re-ranking differs from the reference"
+    rows.append(("k-reciprocal re-ranking", market, rerank, rerank_ref, ">= 4x faster, <= 3 GB peak"))
+    large = run_case("large_from_features", *msmt)
+    rows.append(("evaluation from features", msmt, large, None, "<= 4 GB peak"))
+
+    print(f"\n{'case':<26} {'size (q x g)':>16} {'ours s':>8} {'ref s':>8} {'speed-up':>9} {'ours added GB':>14} {'ours peak GB':>13} {'ref peak GB':>12}  target")
+    for name, size, ours, ref, target in rows:
+        ref_s = f"{ref['seconds']:8.2f}" if ref else f"{'-':>8}"
+        ratio = f"{ref['seconds'] / ours['seconds']:8.1f}x" if ref else f"{'-':>9}"
+        ref_peak = f"{ref['peak_gb']:12.2f}" if ref else f"{'-':>12}"
+        added = ours["peak_gb"] - ours["base_gb"]
+        print(f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}")
+    print("\nreference: rank metrics = per-query NumPy loop (daaf.evaluation.reference); re-ranking = the published")
+    print("algorithm with dense (q+g)^2 NumPy matrices; 'added GB' = peak RSS minus RSS after building the inputs.")
+
+
+if __name__ == "__main__":
+    main()

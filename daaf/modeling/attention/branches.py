@@ -1,0 +1,186 @@
+"""DAAF's training-only attention branches: HAB (person mask) and PAB (keypoint groups)."""
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from daaf.config import configurable
+from daaf.utils.errors import ConfigError
+
+from .build import ATTENTION_BRANCH_REGISTRY
+from .decoder import Decoder, Predictor
+from .keypoint_groups import resolve_keypoint_groups
+from .targets import keypoint_heatmaps, masked_squared_error, part_image_targets, resize_masks
+
+__all__ = ["HumanAttentionBranch", "PartAttentionBranch"]
+
+
+def _has_label(batch: dict) -> torch.Tensor:
+    if "has_label" not in batch:
+        raise ConfigError("DAAF attention branches need person labels: the batch has none (is DATASETS.LABELS_DIR right?)")
+    return batch["has_label"].bool()
+
+
+@ATTENTION_BRANCH_REGISTRY.register(name="HAB")
+class HumanAttentionBranch(nn.Module):
+    """Holistic Attention Branch: predicts the person mask from a low-level stage (paper Eq. 2).
+
+    Args:
+        source: backbone stage it reads ("res2" in the paper).
+        encoder: module mapping the source map to the final map (a copy of the backbone's later
+            stages, "copy"), or None to read the backbone's own final map ("shared").
+        decoder, predictor: upsampling deconvs and the 1x1 conv to 1 map.
+        loss_weight: lambda_h. reduction: "sum" (paper) or "mean" (released code).
+    forward(features, batch) -> {"loss_hab": scalar}; batch needs "masks" (B, H, W), "has_label" (B,).
+    """
+
+    @configurable
+    def __init__(self, *, source: str, encoder: Optional[nn.Module], decoder: Decoder, predictor: Predictor, loss_weight: float, reduction: str = "sum"):
+        super().__init__()
+        self.source = source
+        self.encoder = encoder
+        self.decoder = decoder
+        self.predictor = predictor
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    @classmethod
+    def from_config(cls, cfg, backbone):
+        hab = cfg.MODEL.DAAF.HAB
+        shapes = backbone.output_shape()
+        if hab.ENCODER == "copy":
+            if hab.SOURCE not in shapes:
+                raise ConfigError(f"MODEL.DAAF.HAB.SOURCE: '{hab.SOURCE}' is not a stage of the backbone ({list(shapes)})")
+            source, encoder = hab.SOURCE, backbone.stages_after(hab.SOURCE)
+        elif hab.ENCODER == "shared":
+            source, encoder = "res5", None
+        else:
+            raise ConfigError(f"MODEL.DAAF.HAB.ENCODER: expected 'copy' or 'shared', got '{hab.ENCODER}'")
+        decoder = Decoder(cfg, in_channels=shapes["res5"].channels)
+        return {
+            "source": source,
+            "encoder": encoder,
+            "decoder": decoder,
+            "predictor": Predictor(decoder.out_channels, 1, cfg.MODEL.DAAF.DECODER.ACTIVATION),
+            "loss_weight": hab.LOSS_WEIGHT,
+            "reduction": hab.LOSS_REDUCTION,
+        }
+
+    def predict(self, features: dict) -> torch.Tensor:
+        """(B, 1, h, w) predicted person mask."""
+        x = features[self.source]
+        if self.encoder is not None:
+            x = self.encoder(x)
+        return self.predictor(self.decoder(x))
+
+    def forward(self, features: dict, batch: dict) -> dict:
+        pred = self.predict(features)
+        target = resize_masks(batch["masks"], pred.shape[-2:])
+        loss = masked_squared_error(pred, target, _has_label(batch), self.reduction)
+        return {"loss_hab": self.loss_weight * loss}
+
+
+@ATTENTION_BRANCH_REGISTRY.register(name="PAB")
+class PartAttentionBranch(nn.Module):
+    """Part Attention Branch: the final map's channels are split into G groups of floor(C/G)
+    channels (the leftover channels are unused); group g predicts the Gaussian heatmaps of its
+    keypoints (paper Eq. 4) or, with target "part_image", the g-th horizontal stripe of the image.
+
+    Args:
+        groups: keypoint ids per group (e.g. ``resolve_keypoint_groups("coco6")``).
+        in_channels: C of the source map.
+        decoders: one Decoder shared by all groups, or one per group.
+        predictors: one 1x1 conv per group.
+        target: "keypoints" or "part_image". sigma: heatmap std in output pixels.
+    forward(features, batch) -> {"loss_pab": scalar}; batch needs "keypoints" (B, 17, 3),
+    "images" (B, 3, H, W) and "has_label" (B,).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        groups: Sequence[Sequence[int]],
+        in_channels: int,
+        decoders: List[Decoder],
+        predictors: List[Predictor],
+        source: str = "res5",
+        target: str = "keypoints",
+        sigma: float = 2.0,
+        loss_weight: float = 0.003,
+        reduction: str = "sum",
+    ):
+        super().__init__()
+        if target not in ("keypoints", "part_image"):
+            raise ConfigError(f"MODEL.DAAF.PAB.TARGET: expected 'keypoints' or 'part_image', got '{target}'")
+        if len(decoders) not in (1, len(groups)) or len(predictors) != len(groups):
+            raise ValueError("PAB needs one shared decoder or one per group, and one predictor per group")
+        self.groups = [list(g) for g in groups]
+        self.group_channels = in_channels // len(groups)
+        self.source = source
+        self.decoders = nn.ModuleList(decoders)
+        self.predictors = nn.ModuleList(predictors)
+        self.target = target
+        self.sigma = sigma
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    @classmethod
+    def from_config(cls, cfg, backbone):
+        pab = cfg.MODEL.DAAF.PAB
+        shapes = backbone.output_shape()
+        if pab.SOURCE not in shapes:
+            raise ConfigError(f"MODEL.DAAF.PAB.SOURCE: '{pab.SOURCE}' is not a stage of the backbone ({list(shapes)})")
+        channels = shapes[pab.SOURCE].channels
+        groups = resolve_keypoint_groups(pab.GROUPS, pab.GROUP_LIST, channels)
+        group_channels = channels // len(groups)
+        num_decoders = 1 if pab.SHARED_DECODER else len(groups)
+        decoders = [Decoder(cfg, in_channels=group_channels) for _ in range(num_decoders)]
+        activation = cfg.MODEL.DAAF.DECODER.ACTIVATION
+        out_per_group = [3 if pab.TARGET == "part_image" else len(g) for g in groups]
+        return {
+            "groups": groups,
+            "in_channels": channels,
+            "decoders": decoders,
+            "predictors": [Predictor(decoders[0].out_channels, n, activation) for n in out_per_group],
+            "source": pab.SOURCE,
+            "target": pab.TARGET,
+            "sigma": pab.SIGMA,
+            "loss_weight": pab.LOSS_WEIGHT,
+            "reduction": pab.LOSS_REDUCTION,
+        }
+
+    def group_slice(self, g: int) -> slice:
+        """Channels of the source map read by group ``g`` (disjoint, in order)."""
+        return slice(g * self.group_channels, (g + 1) * self.group_channels)
+
+    def predict(self, features: dict) -> List[torch.Tensor]:
+        """Per group: (B, len(group), h, w) heatmaps, or (B, 3, h, w) stripe images."""
+        x = features[self.source]
+        outputs = []
+        for g, predictor in enumerate(self.predictors):
+            decoder = self.decoders[0] if len(self.decoders) == 1 else self.decoders[g]
+            outputs.append(predictor(decoder(x[:, self.group_slice(g)])))
+        return outputs
+
+    def targets(self, batch: dict, output_size) -> List[torch.Tensor]:
+        """Per group, the target of ``predict``'s output: heatmaps of the group's keypoints
+        (B, len(group), h, w) or the group's image stripe (B, 3, h, w)."""
+        if self.target == "keypoints":
+            heatmaps = keypoint_heatmaps(batch["keypoints"], batch["images"].shape[-2:], output_size, self.sigma)
+            return [heatmaps[:, g] for g in self.groups]
+        stripes = part_image_targets(batch["images"], len(self.groups), output_size)
+        return list(stripes.unbind(dim=1))
+
+    def forward(self, features: dict, batch: dict) -> dict:
+        preds = self.predict(features)
+        targets = self.targets(batch, preds[0].shape[-2:])
+        if self.target == "keypoints":
+            keep = _has_label(batch)
+            num_maps = sum(len(g) for g in self.groups)  # K in Eq. 4
+        else:  # the image itself is the target: every crop has one
+            keep = torch.ones(len(preds[0]), dtype=torch.bool, device=preds[0].device)
+            num_maps = len(self.groups)
+        loss = masked_squared_error(torch.cat(preds, dim=1), torch.cat(targets, dim=1), keep, self.reduction, per_sample_maps=num_maps)
+        return {"loss_pab": self.loss_weight * loss}

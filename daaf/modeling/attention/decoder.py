@@ -1,0 +1,61 @@
+"""DAAF's decoder: stride-2 transposed convolutions that upsample a feature map 2^n times."""
+
+from torch import nn
+
+from daaf.config import configurable
+from daaf.utils.errors import ConfigError
+
+__all__ = ["Decoder", "Predictor"]
+
+
+class Decoder(nn.Module):
+    """``num_deconvs`` x [ConvTranspose2d(kernel, stride 2) (+ norm) (+ ReLU)], each doubling H and W.
+
+    Paper (Table 1) / released TensorFlow code: 4 deconvs of 3x3 with 64 channels, BN + ReLU after
+    the first three and BN without ReLU after the last. ``norm=""`` gives the released PyTorch-BoT
+    variant (no BN/ReLU). (B, in_channels, h, w) -> (B, channels, h * 2^n, w * 2^n).
+    """
+
+    @configurable
+    def __init__(self, *, in_channels: int, num_deconvs: int = 4, channels: int = 64, kernel_size: int = 3, norm: str = "BN"):
+        super().__init__()
+        if norm not in ("BN", ""):
+            raise ConfigError(f"MODEL.DAAF.DECODER.NORM: expected 'BN' or '', got '{norm}'")
+        padding = (kernel_size - 1) // 2
+        output_padding = 2 + 2 * padding - kernel_size  # makes every layer exactly 2x
+        if not 0 <= output_padding <= 1 or kernel_size < 2:
+            raise ConfigError(f"MODEL.DAAF.DECODER.KERNEL_SIZE {kernel_size} cannot upsample exactly 2x")
+        layers = []
+        for i in range(num_deconvs):
+            layers.append(nn.ConvTranspose2d(in_channels if i == 0 else channels, channels, kernel_size, stride=2,
+                                             padding=padding, output_padding=output_padding, bias=not norm))  # fmt: skip
+            if norm:
+                layers.append(nn.BatchNorm2d(channels))
+                if i < num_deconvs - 1:
+                    layers.append(nn.ReLU(inplace=True))
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = channels
+        self.upsampling = 2**num_deconvs
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        d = cfg.MODEL.DAAF.DECODER
+        return {"in_channels": in_channels, "num_deconvs": d.NUM_DECONVS, "channels": d.CHANNELS, "kernel_size": d.KERNEL_SIZE, "norm": d.NORM}
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Predictor(nn.Module):
+    """1x1 convolution to ``out_channels`` maps, then the final activation ("sigmoid" or "")."""
+
+    def __init__(self, in_channels: int, out_channels: int, activation: str = "sigmoid"):
+        super().__init__()
+        if activation not in ("sigmoid", ""):
+            raise ConfigError(f"MODEL.DAAF.DECODER.ACTIVATION: expected 'sigmoid' or '', got '{activation}'")
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.activation = activation
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x.sigmoid() if self.activation == "sigmoid" else x

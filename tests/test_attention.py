@@ -1,0 +1,210 @@
+import copy
+import logging
+
+import pytest
+import torch
+
+from daaf.config import get_cfg
+from daaf.modeling import build_model, strip_branches
+from daaf.modeling.attention import keypoint_heatmaps, part_image_targets, resolve_keypoint_groups
+from daaf.utils.checkpoint import DAAFCheckpointer
+from daaf.utils.errors import ConfigError
+from daaf.utils.fvcore_compat import FlopCountAnalysis
+
+
+def daaf_cfg(*branches, **overrides):
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False"])
+    cfg.MODEL.DAAF.BRANCHES = list(branches)
+    for key, value in overrides.items():
+        cfg.merge_from_list([key.replace("__", "."), str(value)])
+    return cfg
+
+
+def fake_batch(b=4, h=64, w=32, labelled=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    keypoints = torch.rand(b, 17, 3, generator=g) * torch.tensor([w, h, 1.0])
+    keypoints[..., 2] = 2
+    masks = torch.zeros(b, h, w, dtype=torch.uint8)
+    masks[:, h // 8 : -h // 8, w // 4 : -w // 4] = 1
+    return {
+        "images": torch.randint(0, 255, (b, 3, h, w), dtype=torch.uint8, generator=g),
+        "pids": torch.arange(b // 2).repeat_interleave(2),
+        "masks": masks,
+        "keypoints": keypoints,
+        "has_label": torch.ones(b, dtype=torch.bool) if labelled is None else torch.tensor(labelled),
+    }
+
+
+def backbone_features(model, batch):
+    return model.backbone(model.preprocess_image(batch))
+
+
+@pytest.mark.parametrize("last_stride,expected", [(1, (64, 32)), (2, (32, 16))])
+def test_branch_outputs_are_input_size_for_bot_and_half_for_trinet(last_stride, expected):
+    model = build_model(daaf_cfg("HAB", "PAB", MODEL__BACKBONE__LAST_STRIDE=last_stride))
+    features = backbone_features(model, fake_batch())
+    assert model.branches["HAB"].predict(features).shape == (4, 1, *expected)
+    pab = model.branches["PAB"].predict(features)
+    assert [p.shape for p in pab] == [(4, len(g), *expected) for g in resolve_keypoint_groups("coco6")]
+
+
+def test_pab_groups_use_disjoint_channels_and_one_shared_decoder():
+    model = build_model(daaf_cfg("PAB"))
+    pab = model.branches["PAB"]
+    slices = [pab.group_slice(g) for g in range(6)]
+    assert pab.group_channels == 512 // 6 == 85
+    assert all(a.stop == b.start for a, b in zip(slices, slices[1:])) and slices[-1].stop == 510  # 2 channels unused
+    assert len(pab.decoders) == 1 and len(pab.predictors) == 6
+    # changing a group's own channels changes only that group's prediction
+    features = backbone_features(model, fake_batch())
+    model.eval()
+    before = pab.predict(features)
+    features["res5"][:, slices[2]] += 1.0
+    after = pab.predict(features)
+    changed = [not torch.allclose(a, b) for a, b in zip(before, after)]
+    assert changed == [False, False, True, False, False, False]
+    features["res5"][:, 510:] += 5.0  # leftover channels are never read
+    assert all(torch.equal(a, b) for a, b in zip(after, pab.predict(features)))
+
+    independent = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__SHARED_DECODER=False)).branches["PAB"]
+    assert len(independent.decoders) == 6
+    w0, w1 = (d.layers[0].weight for d in list(independent.decoders)[:2])
+    assert w0.data_ptr() != w1.data_ptr() and not torch.equal(w0, w1)
+
+
+def test_group_scheme_decides_which_heatmaps_each_group_predicts():
+    batch = fake_batch()
+    forward = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[0, 1], [15, 16]]")).branches["PAB"]
+    swapped = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[15, 16], [0, 1]]")).branches["PAB"]
+    heat = keypoint_heatmaps(batch["keypoints"], (64, 32), (32, 16), 2.0)
+    t_forward, t_swapped = forward.targets(batch, (32, 16)), swapped.targets(batch, (32, 16))
+    assert torch.equal(t_forward[0], heat[:, [0, 1]]) and torch.equal(t_forward[1], heat[:, [15, 16]])
+    assert torch.equal(t_swapped[0], t_forward[1]) and torch.equal(t_swapped[1], t_forward[0])
+
+
+def test_heatmaps_peak_at_keypoints_and_invisible_ones_are_zero():
+    keypoints = torch.tensor([[[11.0, 21.0, 2.0], [3.0, 4.0, 0.0]]])  # input pixels; output = / 2
+    heat = keypoint_heatmaps(keypoints, (64, 32), (32, 16), sigma=1.5)
+    assert heat.shape == (1, 2, 32, 16)
+    peak = torch.nonzero(heat[0, 0] == heat[0, 0].max())[0].tolist()
+    assert peak == [10, 5] and heat[0, 0].max() == pytest.approx(1.0)  # (5.5, 10.5): centre of pixel (5, 10)
+    assert heat[0, 1].abs().sum() == 0
+
+
+def test_part_image_targets_are_horizontal_stripes():
+    images = torch.full((1, 3, 60, 30), 255, dtype=torch.uint8)
+    stripes = part_image_targets(images, 6, (60, 30))
+    assert stripes.shape == (1, 6, 3, 60, 30)
+    for g in range(6):
+        rows = stripes[0, g, 0].sum(1) > 0
+        assert torch.nonzero(rows).flatten().tolist() == list(range(10 * g, 10 * g + 10))
+    assert torch.allclose(stripes.sum(1), torch.ones(1, 3, 60, 30))
+
+
+def test_hab_loss_is_sum_over_pixels_mean_over_labelled_crops():
+    model = build_model(daaf_cfg("HAB", MODEL__DAAF__HAB__LOSS_WEIGHT=0.5))
+    hab = model.branches["HAB"]
+    batch = fake_batch(labelled=[True, False, True, True])
+    features = backbone_features(model, batch)
+    pred = hab.predict(features)
+    target = torch.nn.functional.interpolate(batch["masks"][:, None].float(), size=pred.shape[-2:], mode="nearest")
+    keep = torch.tensor([0, 2, 3])
+    expected = 0.5 * (pred[keep] - target[keep]).pow(2).sum() / 3
+    torch.testing.assert_close(hab(features, batch)["loss_hab"], expected)
+
+
+def test_pab_loss_is_eq4():
+    model = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUPS="coco4", MODEL__DAAF__PAB__SIGMA=1.0))
+    pab = model.branches["PAB"]
+    batch = fake_batch(labelled=[True, True, False, True])
+    features = backbone_features(model, batch)
+    pred = torch.cat(pab.predict(features), 1)
+    order = [k for g in resolve_keypoint_groups("coco4") for k in g]
+    target = keypoint_heatmaps(batch["keypoints"], (64, 32), pred.shape[-2:], 1.0)[:, order]
+    keep = torch.tensor([0, 1, 3])
+    expected = 0.003 * (pred[keep] - target[keep]).pow(2).sum() / (3 * 17)
+    torch.testing.assert_close(pab(features, batch)["loss_pab"], expected)
+    mean_pab = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUPS="coco4", MODEL__DAAF__PAB__LOSS_REDUCTION="mean", MODEL__DAAF__PAB__SIGMA=1.0)).branches["PAB"]
+    mean_pab.load_state_dict(pab.state_dict())
+    torch.testing.assert_close(mean_pab(features, batch)["loss_pab"], 0.003 * (pred[keep] - target[keep]).pow(2).mean())
+
+
+def test_unlabelled_batch_gives_zero_branch_losses_and_finite_gradients():
+    model = build_model(daaf_cfg("HAB", "PAB"))
+    losses = model(fake_batch(labelled=[False] * 4))
+    assert losses["loss_hab"].item() == 0 and losses["loss_pab"].item() == 0
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_hab_copy_encoder_starts_from_the_backbone_weights_and_shared_has_none():
+    model = build_model(daaf_cfg("HAB"))
+    hab = model.branches["HAB"]
+    assert hab.source == "res2" and list(dict(hab.encoder.named_children())) == ["res3", "res4", "res5"]
+    assert torch.equal(hab.encoder.res3[0].conv1.weight, model.backbone.res3[0].conv1.weight)
+    assert hab.encoder.res3[0].conv1.weight.data_ptr() != model.backbone.res3[0].conv1.weight.data_ptr()
+    shared = build_model(daaf_cfg("HAB", MODEL__DAAF__HAB__ENCODER="shared")).branches["HAB"]
+    assert shared.encoder is None and shared.source == "res5"
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"MODEL__DAAF__PAB__GROUP_LIST": "[[0, 1], [1, 2]]"}, "appear in more than one group"),
+        ({"MODEL__DAAF__PAB__GROUP_LIST": "[[0, 17]]"}, "0..16"),
+        ({"MODEL__DAAF__PAB__GROUPS": "coco5"}, "unknown scheme 'coco5'"),
+        ({"MODEL__DAAF__HAB__ENCODER": "clone"}, "expected 'copy' or 'shared'"),
+        ({"MODEL__DAAF__DECODER__KERNEL_SIZE": 1}, "cannot upsample exactly 2x"),
+    ],
+)
+def test_invalid_daaf_configs_fail_clearly(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(daaf_cfg("HAB", "PAB", **overrides))
+
+
+def test_more_groups_than_channels_is_rejected():
+    with pytest.raises(ConfigError, match="17 groups but the feature map has only 16 channels"):
+        resolve_keypoint_groups("coco17", num_channels=16)
+
+
+def test_inference_network_is_exactly_the_base_network(tmp_path, caplog):
+    torch.manual_seed(0)
+    daaf = build_model(daaf_cfg("HAB", "PAB")).eval()
+    base = build_model(daaf_cfg()).eval()
+    stripped = strip_branches(daaf)
+    assert sum(p.numel() for p in stripped.parameters()) == sum(p.numel() for p in base.parameters())
+    assert sum(p.numel() for p in daaf.parameters()) > sum(p.numel() for p in base.parameters())
+    images = torch.randint(0, 255, (2, 3, 64, 32), dtype=torch.uint8)
+    daaf_flops = FlopCountAnalysis(daaf, (images,)).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+    base_flops = FlopCountAnalysis(base, (images,)).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+    assert daaf_flops == base_flops > 0
+    # a DAAF checkpoint loads into the base config; embeddings are bit-identical
+    DAAFCheckpointer(daaf, str(tmp_path)).save("daaf")
+    with caplog.at_level(logging.INFO):
+        DAAFCheckpointer(base, str(tmp_path)).load(str(tmp_path / "daaf.pth"))
+    assert "Ignored" in caplog.text and "training-only attention branches" in caplog.text
+    assert torch.equal(daaf(images), base(images)) and torch.equal(stripped(images), base(images))
+
+
+def test_a_few_daaf_training_steps_on_synthetic_data_lower_the_loss(tiny_cfg):
+    from daaf.data import build_reid_train_loader
+
+    cfg = tiny_cfg.clone()
+    cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
+    cfg.MODEL.DAAF.HAB.LOSS_REDUCTION = cfg.MODEL.DAAF.PAB.LOSS_REDUCTION = "mean"
+    cfg.MODEL.DAAF.HAB.LOSS_WEIGHT = cfg.MODEL.DAAF.PAB.LOSS_WEIGHT = 1.0
+    torch.manual_seed(0)
+    batch = next(iter(build_reid_train_loader(cfg)))
+    assert batch["has_label"].all() and batch["masks"].shape == (8, 64, 32)
+    model = build_model(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    history = []
+    for _ in range(12):
+        losses = model(batch)
+        history.append({k: v.item() for k, v in losses.items()})
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    for name in ("loss_hab", "loss_pab", "loss_triplet"):
+        assert history[-1][name] < history[0][name], name
