@@ -119,6 +119,9 @@ _C.DATASETS.TRAIN = ()
 _C.DATASETS.TEST = ()
 # Root folder of all datasets. Empty: $DAAF_DATASETS, else ./datasets.
 _C.DATASETS.ROOT = ""
+# Your own datasets as "Name=path" entries (see daaf/data/datasets/custom.py); the names can then
+# be used in TRAIN / TEST.
+_C.DATASETS.CUSTOM = []
 # Where person-label files live. Empty: <ROOT>/daaf_labels.
 _C.DATASETS.LABELS_DIR = ""
 

@@ -15,7 +15,7 @@ from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
 from daaf.utils.errors import DatasetError
 
-from .datasets import get_dataset, resolve_datasets_root
+from .datasets import get_dataset, register_custom_datasets, resolve_datasets_root
 from .mapper import ReIDDatasetMapper
 from .samplers import InferenceSampler, PKSampler
 
@@ -104,6 +104,8 @@ def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: 
     records, pid_offset, cam_offset = [], 0, 0
     for name in dataset_names:
         dataset = get_dataset(name, root)
+        if not dataset.train:
+            raise DatasetError(f"DATASETS.TRAIN: {name} has no training split (it is a test-only dataset)")
         train = [dict(r) for r in dataset.train]
         if labels_dir is not None:
             attach_labels(train, label_file_path(labels_dir, name, "train"))
@@ -123,6 +125,7 @@ def _worker_init_fn(worker_id: int, base_seed: int) -> None:
 
 
 def _train_loader_from_config(cfg, mapper=None):
+    register_custom_datasets(cfg.DATASETS.CUSTOM)
     labels_dir = resolve_labels_dir(cfg) if len(cfg.MODEL.DAAF.BRANCHES) > 0 else None
     records = get_train_records(cfg.DATASETS.TRAIN, cfg.DATASETS.ROOT, labels_dir)
     return {
@@ -158,6 +161,7 @@ def build_reid_train_loader(*, records, mapper, total_batch_size: int, num_insta
 
 def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int = None, num_workers: int = None):
     """Loader over query + gallery of ``dataset_name`` (this process's shard) and the query count."""
+    register_custom_datasets(cfg.DATASETS.CUSTOM)
     dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
     records = [dict(r) for r in dataset.query + dataset.gallery]
     mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
