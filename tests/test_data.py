@@ -192,7 +192,7 @@ def test_random_erasing_changes_the_image_only(synthetic_root):
 
 def test_crop_without_person_gives_empty_instance_and_collate_marks_it(synthetic_root):
     records = labelled_record(synthetic_root)[:2]
-    records[1]["annotation"] = None  # the labeler found nobody
+    records[1]["instance"] = None  # the labeler found nobody
     mapper = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True)
     batch = reid_collate([mapper(r) for r in records])
     assert batch["images"].shape == (2, 3, 64, 32) and batch["masks"].shape == (2, 64, 32)
@@ -264,3 +264,22 @@ def test_train_records_relabel_pids_across_datasets(synthetic_root):
     pids = sorted({r["pid"] for r in records})
     assert pids == list(range(16))
     assert {r["camid"] for r in records[len(records) // 2 :]} == {3, 4, 5}
+
+
+def test_translate_equals_pad_then_crop():
+    from fvcore.transforms.transform import CropTransform, PadTransform
+
+    from daaf.data.transforms import TranslateTransform
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (12, 7, 3), dtype=np.uint8)
+    coords = rng.random((5, 2)) * [7, 12]
+    p = 3
+    for x0 in range(2 * p + 1):
+        for y0 in range(2 * p + 1):
+            padded = PadTransform(p, p, p, p, orig_w=7, orig_h=12).apply_image(image)
+            expected = CropTransform(x0, y0, 7, 12).apply_image(padded)
+            t = TranslateTransform(p - x0, p - y0, 12, 7)
+            assert np.array_equal(t.apply_image(image), expected)
+            assert np.array_equal(t.apply_image(image[..., 0]), expected[..., 0])
+            np.testing.assert_allclose(t.apply_coords(coords.copy()), coords + [p - x0, p - y0])

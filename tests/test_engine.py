@@ -227,3 +227,14 @@ def test_lr_schedules(tiny_cfg):
     assert lrs[:60] == pytest.approx(1.0)
     assert lrs[80] == pytest.approx(0.001 ** (20 / 40))  # TriNet: 0.001 ** ((t - t0) / (T - t0))
     assert np.all(np.diff(lrs[60:]) < 0)
+
+
+def test_epoch_schedule_is_converted_to_iterations(tiny_cfg):
+    cfg = toy_cfg(tiny_cfg, **{"SOLVER.SCHEDULE_UNIT": "epoch", "SOLVER.MAX_ITER": 3, "SOLVER.STEPS": "(1, 2)",
+                               "SOLVER.WARMUP_ITERS": 1, "SOLVER.CHECKPOINT_PERIOD": 2, "TEST.EVAL_PERIOD": 1})  # fmt: skip
+    trainer = DefaultTrainer(cfg)
+    iters_per_epoch = 43 // 8  # 43 training images in the tiny set, 8 per batch
+    assert trainer.max_iter == 3 * iters_per_epoch
+    assert tuple(trainer.cfg.SOLVER.STEPS) == (iters_per_epoch, 2 * iters_per_epoch)
+    assert trainer.cfg.SOLVER.WARMUP_ITERS == iters_per_epoch and trainer.cfg.SOLVER.CHECKPOINT_PERIOD == 2 * iters_per_epoch
+    assert trainer.cfg.TEST.EVAL_PERIOD == iters_per_epoch and trainer.cfg.MODEL.HEADS.NUM_CLASSES == 8

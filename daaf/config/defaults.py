@@ -138,6 +138,10 @@ _C.DATALOADER.NUM_INSTANCE = 4
 # Solver
 # ---------------------------------------------------------------------------------------------
 _C.SOLVER = CN()
+# "iteration", or "epoch": then MAX_ITER, STEPS, WARMUP_ITERS, DECAY_START, CHECKPOINT_PERIOD and
+# TEST.EVAL_PERIOD are given in epochs (BoT's schedule) and converted to iterations with
+# len(training set) // IMS_PER_BATCH iterations per epoch when training starts.
+_C.SOLVER.SCHEDULE_UNIT = "iteration"
 _C.SOLVER.OPTIMIZER_NAME = "Adam"
 _C.SOLVER.MAX_ITER = 25000
 _C.SOLVER.BASE_LR = 3e-4

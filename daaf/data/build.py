@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from daaf.config import configurable
-from daaf.pseudo_label.label_file import label_file_path, load_label_file
+from daaf.pseudo_label.label_file import label_file_path, load_label_file, pack_instance
 from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
 from daaf.utils.errors import DatasetError
@@ -62,15 +62,16 @@ def reid_collate(items: List[dict]) -> dict:
     }
     if "instances" in items[0]:
         h, w = batch["images"].shape[-2:]
-        masks = torch.zeros((len(items), h, w), dtype=torch.uint8)
-        keypoints = torch.zeros((len(items), 17, 3), dtype=torch.float32)
-        has_label = torch.zeros(len(items), dtype=torch.bool)
-        for i, it in enumerate(items):
-            inst = it["instances"]
-            if len(inst["gt_masks"]):
-                masks[i] = inst["gt_masks"][0]
-                keypoints[i] = inst["gt_keypoints"][0]
-                has_label[i] = True
+        has_label = torch.tensor([len(it["instances"]["gt_masks"]) > 0 for it in items], dtype=torch.bool)
+        if has_label.all():
+            masks = torch.cat([it["instances"]["gt_masks"] for it in items])
+            keypoints = torch.cat([it["instances"]["gt_keypoints"] for it in items])
+        else:  # crops where the labeler found nobody get an all-zero mask and keypoints
+            masks = torch.zeros((len(items), h, w), dtype=torch.uint8)
+            keypoints = torch.zeros((len(items), 17, 3), dtype=torch.float32)
+            for i in torch.nonzero(has_label).flatten().tolist():
+                masks[i] = items[i]["instances"]["gt_masks"][0]
+                keypoints[i] = items[i]["instances"]["gt_keypoints"][0]
         batch.update(masks=masks, keypoints=keypoints, has_label=has_label)
     return batch
 
@@ -81,7 +82,9 @@ def resolve_labels_dir(cfg) -> str:
 
 
 def attach_labels(records: List[dict], label_file: str) -> None:
-    """Add each record's person annotation (or None) from ``label_file`` as record["annotation"].
+    """Add each record's person instance from ``label_file`` as record["instance"]: the compact
+    form of :func:`pack_instance` (mask decoded once, bit-packed; keypoints), or None when the
+    labeler found nobody in the crop.
 
     Raises DatasetError saying how many records have no entry, listing the first few.
     """
@@ -93,12 +96,12 @@ def attach_labels(records: List[dict], label_file: str) -> None:
             "re-run the labeler (tools/train_net.py --pseudo-label)"
         )
     for r in records:
-        r["annotation"] = labels[r["relpath"]]
+        r["instance"] = pack_instance(labels[r["relpath"]])
 
 
 def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: str = None) -> List[dict]:
     """Training records of all datasets with pids relabelled to 0..N-1 (datasets kept apart) and
-    camids offset per dataset. With ``labels_dir``, each record gets its person annotation."""
+    camids offset per dataset. With ``labels_dir``, each record gets its person instance."""
     if not dataset_names:
         raise DatasetError("DATASETS.TRAIN is empty: name at least one registered dataset")
     records, pid_offset, cam_offset = [], 0, 0

@@ -10,7 +10,7 @@ import torch
 from fvcore.transforms.transform import HFlipTransform
 
 from daaf.config import configurable
-from daaf.pseudo_label.label_file import KEYPOINT_FLIP_INDICES, decode_mask
+from daaf.pseudo_label.label_file import KEYPOINT_FLIP_INDICES, unpack_mask
 from daaf.utils.errors import ConfigError, DatasetError
 from daaf.utils.file_io import PathManager
 
@@ -21,11 +21,15 @@ from .transforms import (
     RandomErasing,
     RandomFlip,
     Resize,
+    ResizeTransform,
     apply_augmentations,
     flatten_transforms,
 )
 
 __all__ = ["ReIDDatasetMapper", "read_image", "build_augmentations"]
+
+# Transforms mapping the whole image frame onto the whole output frame: points inside stay inside.
+_FRAME_PRESERVING = (ResizeTransform, HFlipTransform)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ def build_augmentations(cfg, is_train: bool) -> List[Augmentation]:
 
 
 class ReIDDatasetMapper:
-    """Map one record {"file_name", "pid", "camid", optional "annotation"} to
+    """Map one record {"file_name", "pid", "camid", optional "instance" (see ``attach_labels``)} to
     {"image": (3, H, W) uint8, "pid", "camid", "file_name", optional "instances"}.
 
     ``instances`` (when ``use_labels``): {"gt_masks": (N, H, W) uint8, "gt_keypoints": (N, 17, 3)
@@ -106,15 +110,38 @@ class ReIDDatasetMapper:
         image = read_image(record["file_name"], self.image_format)
         height, width = image.shape[:2]
         transforms = flatten_transforms(apply_augmentations(self.augmentations, height, width))
-        instance = None
-        if self.use_labels:
-            if "annotation" not in record:
-                raise DatasetError(f"{record['file_name']}: no entry in the label file (labels are needed for DAAF branches)")
-            instance = _load_instance(record["annotation"], (height, width), record["file_name"])
+        if not self.use_labels:
+            for t in transforms:
+                image = t.apply_image(image)
+            return self._output(record, image)
+        if "instance" not in record:
+            raise DatasetError(f"{record['file_name']}: no entry in the label file (labels are needed for DAAF branches)")
+        instance = record["instance"]
+        if instance is None:  # the labeler found nobody in this crop
+            for t in transforms:
+                image = t.apply_image(image)
+            return self._output(record, image, None, None)
+        if tuple(instance["mask_shape"]) != (height, width):
+            raise DatasetError(f"{record['file_name']}: label mask size {tuple(instance['mask_shape'])} differs from the image size {(height, width)}")
+        mask = unpack_mask(instance)
+        keypoints = instance["keypoints"].copy()
+        xy, inside, flipped = keypoints[:, :2], np.ones(17, dtype=bool), False
         for t in transforms:
             image = t.apply_image(image)
-            if instance is not None:
-                instance = _transform_instance(instance, t, image.shape[:2])
+            mask = t.apply_segmentation(mask)
+            xy = t.apply_coords(xy)
+            if not isinstance(t, _FRAME_PRESERVING):
+                # a keypoint that leaves the image at ANY step stays invisible (a later pad
+                # must not bring it back)
+                inside &= ((xy >= 0) & (xy < (image.shape[1], image.shape[0]))).all(axis=1)
+            flipped ^= isinstance(t, HFlipTransform)  # a flip relabels left and right
+        keypoints[:, :2] = xy
+        keypoints[~inside, 2] = 0
+        if flipped:
+            keypoints = keypoints[KEYPOINT_FLIP_INDICES]
+        return self._output(record, image, mask, keypoints)
+
+    def _output(self, record, image, mask=None, keypoints=None) -> dict:
         if self.random_erasing is not None:
             image = self.random_erasing(image)
         result = {
@@ -124,45 +151,15 @@ class ReIDDatasetMapper:
             "file_name": record["file_name"],
         }
         if self.use_labels:
-            result["instances"] = _instance_tensors(instance, image.shape[:2])
+            h, w = image.shape[:2]
+            if mask is None:
+                result["instances"] = {
+                    "gt_masks": torch.zeros((0, h, w), dtype=torch.uint8),
+                    "gt_keypoints": torch.zeros((0, 17, 3), dtype=torch.float32),
+                }
+            else:
+                result["instances"] = {
+                    "gt_masks": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None],
+                    "gt_keypoints": torch.from_numpy(keypoints.astype(np.float32))[None],
+                }
         return result
-
-
-def _load_instance(annotation, image_size, file_name):
-    """(mask (H, W) uint8, keypoints (17, 3) float64) of an annotation, or None (nobody found)."""
-    if annotation is None:
-        return None
-    mask = decode_mask(annotation["segmentation"])
-    if mask.shape != tuple(image_size):
-        raise DatasetError(f"{file_name}: label mask size {mask.shape} differs from the image size {tuple(image_size)}")
-    return mask, np.asarray(annotation["keypoints"], dtype=np.float64).reshape(17, 3).copy()
-
-
-def _transform_instance(instance, transform, out_size):
-    """Apply one geometric transform to (mask, keypoints). A keypoint that leaves the image at ANY
-    step becomes invisible (a later pad must not bring it back); a flip swaps left and right."""
-    if instance is None:
-        return None
-    mask, keypoints = instance
-    mask = transform.apply_segmentation(mask)
-    keypoints = keypoints.copy()
-    keypoints[:, :2] = transform.apply_coords(keypoints[:, :2].copy())
-    h, w = out_size
-    outside = (keypoints[:, 0] < 0) | (keypoints[:, 0] >= w) | (keypoints[:, 1] < 0) | (keypoints[:, 1] >= h)
-    keypoints[outside, 2] = 0
-    if isinstance(transform, HFlipTransform):
-        keypoints = keypoints[KEYPOINT_FLIP_INDICES]
-    return mask, keypoints
-
-
-def _instance_tensors(instance, out_size) -> dict:
-    if instance is None:
-        return {
-            "gt_masks": torch.zeros((0, *out_size), dtype=torch.uint8),
-            "gt_keypoints": torch.zeros((0, 17, 3), dtype=torch.float32),
-        }
-    mask, keypoints = instance
-    return {
-        "gt_masks": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None],
-        "gt_keypoints": torch.from_numpy(keypoints.astype(np.float32))[None],
-    }

@@ -13,13 +13,13 @@ from fvcore.transforms.transform import (
     CropTransform,
     HFlipTransform,
     NoOpTransform,
-    PadTransform,
     Transform,
     TransformList,
 )
 
 __all__ = [
     "ResizeTransform",
+    "TranslateTransform",
     "Augmentation",
     "Resize",
     "RandomFlip",
@@ -53,6 +53,41 @@ class ResizeTransform(Transform):
 
     def inverse(self) -> Transform:
         return ResizeTransform(self.new_h, self.new_w, self.h, self.w)
+
+
+class TranslateTransform(Transform):
+    """Shift the content by (dx, dy) pixels inside an unchanged (h, w) frame, filling with 0.
+
+    Equals zero-padding by p and cropping back at (p - dx, p - dy), in one copy instead of two.
+    """
+
+    def __init__(self, dx: int, dy: int, h: int, w: int):
+        super().__init__()
+        self._set_attributes(locals())
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(img)
+        dx, dy, h, w = self.dx, self.dy, self.h, self.w
+        out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = img[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+        return out
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        coords[:, 0] += self.dx
+        coords[:, 1] += self.dy
+        return coords
+
+    def inverse(self) -> Transform:
+        return TranslateTransform(-self.dx, -self.dy, self.h, self.w)
+
+
+class HFlip(HFlipTransform):
+    """fvcore's horizontal flip, with OpenCV's flip for images and masks (a contiguous copy is
+    cheaper for the transforms that follow than NumPy's negative-stride view)."""
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        if img.dtype == np.uint8 and img.ndim in (2, 3) and (img.ndim == 2 or img.shape[2] <= 4):
+            return cv2.flip(img, 1)
+        return super().apply_image(img)
 
 
 class Augmentation:
@@ -89,7 +124,7 @@ class RandomFlip(Augmentation):
         self.prob = prob
 
     def get_transform(self, height, width):
-        return HFlipTransform(width) if np.random.rand() < self.prob else NoOpTransform()
+        return HFlip(width) if np.random.rand() < self.prob else NoOpTransform()
 
 
 class RandomCrop(Augmentation):
@@ -119,11 +154,8 @@ class PadAndRandomCrop(Augmentation):
 
     def get_transform(self, height, width):
         p = self.padding
-        pad = PadTransform(p, p, p, p, orig_w=width, orig_h=height, pad_value=0, seg_pad_value=0)
-        y0 = np.random.randint(2 * p + 1)
-        x0 = np.random.randint(2 * p + 1)
-        crop = CropTransform(x0, y0, width, height, orig_w=width + 2 * p, orig_h=height + 2 * p)
-        return TransformList([pad, crop])
+        x0, y0 = np.random.randint(2 * p + 1), np.random.randint(2 * p + 1)
+        return TranslateTransform(p - int(x0), p - int(y0), height, width)
 
 
 def apply_augmentations(augmentations: List[Augmentation], height: int, width: int) -> TransformList:

@@ -304,16 +304,33 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg, data_loader):
-        """Fill MODEL.HEADS.NUM_CLASSES from the training set when it is 0."""
-        num_classes = getattr(getattr(data_loader, "dataset", None), "num_classes", None)
+        """Fill MODEL.HEADS.NUM_CLASSES from the training set when it is 0, and convert an
+        epoch-based schedule (SOLVER.SCHEDULE_UNIT "epoch") to iterations."""
+        logger = logging.getLogger("daaf")
+        dataset = getattr(data_loader, "dataset", None)
+        num_classes = getattr(dataset, "num_classes", None)
+        frozen = cfg.is_frozen()
+        cfg = cfg.clone()
+        cfg.defrost()
         if cfg.MODEL.HEADS.NUM_CLASSES == 0 and num_classes:
-            cfg = cfg.clone()
-            frozen = cfg.is_frozen()
-            cfg.defrost()
             cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
-            if frozen:
-                cfg.freeze()
-            logging.getLogger("daaf").info(f"MODEL.HEADS.NUM_CLASSES set to {num_classes} from the training set")
+            logger.info(f"MODEL.HEADS.NUM_CLASSES set to {num_classes} from the training set")
+        if cfg.SOLVER.SCHEDULE_UNIT == "epoch":
+            iters = max(len(dataset) // cfg.SOLVER.IMS_PER_BATCH, 1)
+            s = cfg.SOLVER
+            s.MAX_ITER, s.WARMUP_ITERS, s.DECAY_START = s.MAX_ITER * iters, s.WARMUP_ITERS * iters, s.DECAY_START * iters
+            s.STEPS = tuple(step * iters for step in s.STEPS)
+            s.CHECKPOINT_PERIOD *= iters
+            cfg.TEST.EVAL_PERIOD *= iters
+            s.SCHEDULE_UNIT = "iteration"
+            logger.info(
+                f"Epoch schedule: {iters} iterations per epoch -> MAX_ITER {s.MAX_ITER}, STEPS {s.STEPS}, "
+                f"WARMUP_ITERS {s.WARMUP_ITERS}, CHECKPOINT_PERIOD {s.CHECKPOINT_PERIOD}, EVAL_PERIOD {cfg.TEST.EVAL_PERIOD}"
+            )
+        elif cfg.SOLVER.SCHEDULE_UNIT != "iteration":
+            raise ConfigError(f"SOLVER.SCHEDULE_UNIT: expected 'iteration' or 'epoch', got '{cfg.SOLVER.SCHEDULE_UNIT}'")
+        if frozen:
+            cfg.freeze()
         return cfg
 
     @classmethod
