@@ -182,5 +182,9 @@ class PartAttentionBranch(nn.Module):
         else:  # the image itself is the target: every crop has one
             keep = torch.ones(len(preds[0]), dtype=torch.bool, device=preds[0].device)
             num_maps = len(self.groups)
-        loss = masked_squared_error(torch.cat(preds, dim=1), torch.cat(targets, dim=1), keep, self.reduction, per_sample_maps=num_maps)
+        if self.reduction == "mean":
+            num_elements = sum(p[0].numel() for p in preds)
+            loss = sum(masked_squared_error(p, t, keep, "sum", per_sample_maps=1) for p, t in zip(preds, targets)) / num_elements
+        else:
+            loss = sum(masked_squared_error(p, t, keep, "sum", per_sample_maps=num_maps) for p, t in zip(preds, targets))
         return {"loss_pab": self.loss_weight * loss}

@@ -1,5 +1,6 @@
 """DAAF's decoder: stride-2 transposed convolutions that upsample a feature map 2^n times."""
 
+import torch
 from torch import nn
 
 from daaf.config import configurable
@@ -36,6 +37,9 @@ class Decoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.out_channels = channels
         self.upsampling = 2**num_deconvs
+        # Transposed convolutions run 2-3x faster in channels-last layout on CPU (oneDNN) and
+        # use tensor cores on GPU; the output keeps that layout for the predictor.
+        self.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, cfg, in_channels):
@@ -43,7 +47,7 @@ class Decoder(nn.Module):
         return {"in_channels": in_channels, "num_deconvs": d.NUM_DECONVS, "channels": d.CHANNELS, "kernel_size": d.KERNEL_SIZE, "norm": d.NORM}
 
     def forward(self, x):
-        return self.layers(x)
+        return self.layers(x.contiguous(memory_format=torch.channels_last))
 
 
 class Predictor(nn.Module):
@@ -53,7 +57,7 @@ class Predictor(nn.Module):
         super().__init__()
         if activation not in ("sigmoid", ""):
             raise ConfigError(f"MODEL.DAAF.DECODER.ACTIVATION: expected 'sigmoid' or '', got '{activation}'")
-        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1).to(memory_format=torch.channels_last)
         self.activation = activation
 
     def forward(self, x):

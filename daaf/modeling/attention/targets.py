@@ -19,12 +19,13 @@ def keypoint_heatmaps(keypoints: torch.Tensor, input_size, output_size, sigma: f
     """
     h, w = output_size
     scale_x, scale_y = w / input_size[1], h / input_size[0]
-    xs = (torch.arange(w, device=keypoints.device, dtype=torch.float32) + 0.5)[None, None, None, :]
-    ys = (torch.arange(h, device=keypoints.device, dtype=torch.float32) + 0.5)[None, None, :, None]
-    kx = (keypoints[..., 0] * scale_x)[..., None, None]
-    ky = (keypoints[..., 1] * scale_y)[..., None, None]
-    heat = torch.exp(-((xs - kx) ** 2 + (ys - ky) ** 2) / (2 * sigma**2))
-    return heat * (keypoints[..., 2] > 0).float()[..., None, None]
+    xs = torch.arange(w, device=keypoints.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(h, device=keypoints.device, dtype=torch.float32) + 0.5
+    # separable: exp(-(dx^2 + dy^2) / 2s^2) = exp(-dx^2 / 2s^2) * exp(-dy^2 / 2s^2)
+    gx = torch.exp(-((xs - keypoints[..., 0:1] * scale_x) ** 2) / (2 * sigma**2))  # (B, K, w)
+    gy = torch.exp(-((ys - keypoints[..., 1:2] * scale_y) ** 2) / (2 * sigma**2))  # (B, K, h)
+    gy = gy * (keypoints[..., 2:3] > 0).float()
+    return gy[..., :, None] * gx[..., None, :]
 
 
 def part_image_targets(images: torch.Tensor, num_parts: int, output_size) -> torch.Tensor:
