@@ -32,6 +32,9 @@ _C.MODEL.BACKBONE.LAST_STRIDE = 2
 _C.MODEL.BACKBONE.PRETRAIN = True
 _C.MODEL.BACKBONE.PRETRAIN_PATH = ""
 _C.MODEL.BACKBONE.NORM = "BN"
+# build_detectron2_backbone only: the detectron2 registry name and an optional detectron2 YAML.
+_C.MODEL.BACKBONE.D2_NAME = "build_resnet_backbone"
+_C.MODEL.BACKBONE.D2_CONFIG = ""
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "TriNetHead"

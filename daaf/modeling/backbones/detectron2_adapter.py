@@ -1,0 +1,88 @@
+"""Any backbone of detectron2's BACKBONE_REGISTRY as a DAAF Backbone (needs detectron2).
+
+    MODEL:
+      BACKBONE:
+        NAME: build_detectron2_backbone
+        D2_NAME: build_resnet_backbone     # a name in detectron2's BACKBONE_REGISTRY
+        D2_CONFIG: ""                      # optional detectron2 YAML (path or model-zoo name)
+        DEPTH: 50
+        LAST_STRIDE: 1                     # -> detectron2's RES5_DILATION 2 (ResNet-50/101)
+        PRETRAIN_PATH: detectron2://ImageNetPretrained/MSRA/R-50.pkl
+
+detectron2's ImageNet weights expect BGR input normalised with its own pixel statistics: set
+INPUT.FORMAT BGR and MODEL.PIXEL_MEAN/STD to detectron2's values when you load them.
+"""
+
+import copy
+import os
+from collections import OrderedDict
+
+from torch import nn
+
+from daaf.utils.errors import ConfigError, UserError
+
+from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
+
+__all__ = ["Detectron2BackboneAdapter", "build_detectron2_backbone", "DETECTRON2_INSTALL_HINT"]
+
+DETECTRON2_INSTALL_HINT = (
+    "detectron2 is not installed; install it from its repository: "
+    "python -m pip install 'git+https://github.com/facebookresearch/detectron2.git'"
+)
+
+
+class Detectron2BackboneAdapter(Backbone):
+    """Wraps a detectron2 ``Backbone``; forward returns its output features by name."""
+
+    def __init__(self, d2_backbone: nn.Module):
+        super().__init__()
+        self.body = d2_backbone
+        self._shapes = {name: ShapeSpec(s.channels, s.stride) for name, s in d2_backbone.output_shape().items()}
+
+    def forward(self, x):
+        return self.body(x)
+
+    def output_shape(self):
+        return dict(self._shapes)
+
+    def stages_after(self, name: str) -> nn.Module:
+        names = list(getattr(self.body, "stage_names", ()))
+        if name not in names[:-1] and not (name == "stem" and names):
+            raise ConfigError(
+                f"stage '{name}': this detectron2 backbone has no stages after it to copy ({names}); use MODEL.DAAF.HAB.ENCODER shared"
+            )
+        following = names[names.index(name) + 1 :] if name in names else names
+        return nn.Sequential(OrderedDict((n, copy.deepcopy(getattr(self.body, n))) for n in following))
+
+
+@BACKBONE_REGISTRY.register()
+def build_detectron2_backbone(cfg) -> Detectron2BackboneAdapter:
+    """Build MODEL.BACKBONE.D2_NAME from detectron2's registry with DEPTH / LAST_STRIDE applied."""
+    try:
+        from detectron2.config import get_cfg as get_d2_cfg
+        from detectron2.layers import ShapeSpec as D2ShapeSpec
+        from detectron2.modeling import build_backbone as build_d2_backbone
+    except ImportError:
+        raise UserError(f"MODEL.BACKBONE.NAME build_detectron2_backbone: {DETECTRON2_INSTALL_HINT}") from None
+    b = cfg.MODEL.BACKBONE
+    d2cfg = get_d2_cfg()
+    if b.D2_CONFIG:
+        from detectron2 import model_zoo
+
+        d2cfg.merge_from_file(b.D2_CONFIG if os.path.isfile(b.D2_CONFIG) else model_zoo.get_config_file(b.D2_CONFIG))
+    d2cfg.MODEL.BACKBONE.NAME = b.D2_NAME
+    d2cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    d2cfg.MODEL.RESNETS.DEPTH = b.DEPTH
+    d2cfg.MODEL.RESNETS.NORM = b.NORM
+    d2cfg.MODEL.RESNETS.OUT_FEATURES = ["stem", "res2", "res3", "res4", "res5"]
+    if b.DEPTH in (18, 34):
+        d2cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+        if b.LAST_STRIDE == 1:
+            raise ConfigError("MODEL.BACKBONE.LAST_STRIDE 1 with detectron2's ResNet needs DEPTH 50 or 101 (RES5_DILATION)")
+    d2cfg.MODEL.RESNETS.RES5_DILATION = 2 if b.LAST_STRIDE == 1 else 1
+    d2_backbone = build_d2_backbone(d2cfg, D2ShapeSpec(channels=3))
+    if b.PRETRAIN and b.PRETRAIN_PATH:
+        from detectron2.checkpoint import DetectionCheckpointer
+
+        DetectionCheckpointer(d2_backbone).load(b.PRETRAIN_PATH)
+    return Detectron2BackboneAdapter(d2_backbone)
