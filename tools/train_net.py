@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Train and evaluate ReID models (TriNet / BoT and their DAAF versions) from a YAML config.
+"""Train and evaluate ReID models (TriNet / BoT and their DAAF versions) from a YAML config, and
+make the person labels DAAF trains on.
 
     python tools/train_net.py --config-file configs/Synthetic/trinet_R18.yaml
     python tools/train_net.py --config-file cfg.yaml --num-gpus 2            # 2 processes (gloo on CPU)
     python tools/train_net.py --config-file cfg.yaml --resume                # continue from last_checkpoint
     python tools/train_net.py --config-file cfg.yaml --eval-only MODEL.WEIGHTS model_final.pth
+    python tools/train_net.py --config-file configs/PseudoLabel/Market1501.yaml --pseudo-label [--num-gpus N]
 """
 
 import logging
@@ -15,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from daaf.config import get_cfg  # noqa: E402
 from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli  # noqa: E402
+from daaf.pseudo_label.runner import ensure_train_labels, pseudo_label_from_config  # noqa: E402
 from daaf.utils import comm  # noqa: E402
 from daaf.utils.checkpoint import DAAFCheckpointer  # noqa: E402
 
@@ -32,10 +35,13 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    if args.pseudo_label:
+        return pseudo_label_from_config(cfg)
     if args.eval_only:
         model = DefaultTrainer.build_model(cfg)
         DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return DefaultTrainer.test(cfg, model)
+    ensure_train_labels(cfg, config_file=args.config_file)
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()

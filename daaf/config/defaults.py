@@ -210,6 +210,44 @@ _C.TEST.PRECISE_BN.NUM_ITER = 200
 _C.TEST.SAVE_RANKS = False
 
 # ---------------------------------------------------------------------------------------------
+# Pseudo-labelling (tools/train_net.py --pseudo-label): one person (mask + 17 COCO keypoints) per
+# crop, written as COCO label files to DATASETS.LABELS_DIR.
+# ---------------------------------------------------------------------------------------------
+_C.PSEUDO_LABEL = CN()
+# A PSEUDO_LABELER_REGISTRY name.
+_C.PSEUDO_LABEL.NAME = "Detectron2Labeler"
+# Splits labelled by --pseudo-label, for every dataset of DATASETS.TRAIN and DATASETS.TEST.
+_C.PSEUDO_LABEL.SPLITS = ["train", "query", "gallery"]
+# Before DAAF training, generate missing training label files (if a labeler can be built).
+_C.PSEUDO_LABEL.AUTO = True
+# Recompute label files that exist already.
+_C.PSEUDO_LABEL.OVERWRITE = False
+# Crops per forward pass. Batches pay off on a GPU; on a CPU one crop at a time is as fast or
+# faster (benchmarks/bench_pseudo_label.py measures both).
+_C.PSEUDO_LABEL.BATCH_SIZE = 8
+# Empty: MODEL.DEVICE.
+_C.PSEUDO_LABEL.DEVICE = ""
+# Crops (~128x64) are upscaled for the detectors: short edge MIN_SIZE_TEST, long edge <= MAX_SIZE_TEST.
+_C.PSEUDO_LABEL.MIN_SIZE_TEST = 384
+_C.PSEUDO_LABEL.MAX_SIZE_TEST = 1333
+# Person detections below this score are ignored.
+_C.PSEUDO_LABEL.DETECTION_THRESH = 0.5
+# A keypoint is visible (v = 2) when its score reaches this (detectron2's Visualizer uses 0.05).
+_C.PSEUDO_LABEL.KEYPOINT_THRESH = 0.05
+# Most detections kept per crop (a crop shows one person and maybe a few bystanders).
+_C.PSEUDO_LABEL.DETECTIONS_PER_IMAGE = 10
+# RPN proposals kept per crop for the box head (detectron2's 1000 is sized for crowded COCO scenes).
+_C.PSEUDO_LABEL.PROPOSALS_PER_IMAGE = 100
+# Minimum box IoU between the chosen person and the segmenter's person whose mask it takes.
+_C.PSEUDO_LABEL.MASK_MATCH_IOU = 0.5
+_C.PSEUDO_LABEL.DETECTRON2 = CN()
+# detectron2 model-zoo names or YAML paths; empty WEIGHTS: that config's model-zoo weights.
+_C.PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
+_C.PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS = ""
+_C.PSEUDO_LABEL.DETECTRON2.MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+_C.PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS = ""
+
+# ---------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "./output"

@@ -14,6 +14,7 @@ from daaf.pseudo_label.label_file import label_file_path, load_label_file, pack_
 from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
 from daaf.utils.errors import DatasetError
+from daaf.utils.file_io import PathManager
 
 from .datasets import get_dataset, register_custom_datasets, resolve_datasets_root
 from .mapper import ReIDDatasetMapper
@@ -88,6 +89,10 @@ def attach_labels(records: List[dict], label_file: str) -> None:
 
     Raises DatasetError saying how many records have no entry, listing the first few.
     """
+    if not PathManager.isfile(label_file):
+        raise DatasetError(
+            f"label file not found: {label_file}; make it with: python tools/train_net.py --config-file <your config> --pseudo-label"
+        )
     labels = load_label_file(label_file)
     missing = [r["relpath"] for r in records if r["relpath"] not in labels]
     if missing:

@@ -48,6 +48,9 @@ Examples:
 Train on one machine (one process per GPU, or CPU processes with gloo when there is no GPU):
     $ {sys.argv[0]} --num-gpus 2 --config-file cfg.yaml
 
+Make the person labels (masks + keypoints) DAAF trains on, with detectron2's models:
+    $ {sys.argv[0]} --config-file configs/PseudoLabel/Market1501.yaml --pseudo-label
+
 Change some config options:
     $ {sys.argv[0]} --config-file cfg.yaml MODEL.WEIGHTS /path/to/weight.pth SOLVER.BASE_LR 0.001
 
@@ -64,6 +67,11 @@ Run on several machines:
         help="continue from OUTPUT_DIR/last_checkpoint (model, optimizer, scheduler, iteration) if it exists",
     )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS (or the last checkpoint with --resume)")
+    parser.add_argument(
+        "--pseudo-label",
+        action="store_true",
+        help="only label every image of the configured datasets with PSEUDO_LABEL.NAME (person mask + 17 keypoints)",
+    )
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes with gloo when there is no CUDA)")
     parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
     parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")

@@ -89,12 +89,18 @@ def unpack_mask(instance: dict) -> np.ndarray:
 
 
 def make_annotation(
-    mask: np.ndarray, keypoints: np.ndarray, keypoint_scores=None, score: float = 1.0
+    mask: np.ndarray, keypoints: np.ndarray, keypoint_scores=None, score: float = 1.0, box=None
 ) -> dict:
-    """Build one person annotation (without ids) from a (H, W) mask and (17, 3) [x, y, v] keypoints."""
+    """Build one person annotation (without ids) from a (H, W) mask and (17, 3) [x, y, v] keypoints.
+
+    ``box``: the detection's [x0, y0, x1, y1]; None takes the mask's bounding box (ground truth).
+    """
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
     ys, xs = np.nonzero(mask)
-    if len(xs):
+    if box is not None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        bbox = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+    elif len(xs):
         bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
     else:
         bbox = [0.0, 0.0, 0.0, 0.0]

@@ -1,5 +1,7 @@
-"""Seeding and a short description of the software environment for the log."""
+"""Seeding, a short description of the software environment for the log, and access to the
+optional detectron2 (model-zoo configs and weights) with one-line errors."""
 
+import importlib.util
 import os
 import platform
 import random
@@ -8,6 +10,13 @@ from datetime import datetime
 
 import numpy as np
 import torch
+
+from .errors import ConfigError, UserError
+
+DETECTRON2_INSTALL_HINT = (
+    "detectron2 is not installed; install it from its repository: "
+    "python -m pip install 'git+https://github.com/facebookresearch/detectron2.git'"
+)
 
 
 def seed_all_rng(seed=None) -> int:
@@ -48,3 +57,51 @@ def collect_env_info() -> str:
         rows.append(("detectron2", "not installed (optional: only the detectron2 labeler/backbone need it)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def resolve_device(device: str, key: str) -> torch.device:
+    """``device`` ("cpu", "cuda", "cuda:1") as a torch.device; a one-line UserError naming the
+    config ``key`` when it asks for CUDA on a machine without it."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{key} is '{device}' but no CUDA device is available; set {key} cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"{key}: '{device}' is not a device (expected cpu, cuda or cuda:N)") from None
+
+
+def require_detectron2(what: str) -> None:
+    """Raise a one-line UserError naming ``what`` needs detectron2 when it cannot be imported."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError:
+        raise UserError(f"{what}: {DETECTRON2_INSTALL_HINT}") from None
+
+
+def detectron2_config_file(name: str, key: str) -> str:
+    """A detectron2 YAML: ``name`` itself when it is a file, else the model-zoo config of that name
+    (e.g. "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"). UserError naming ``key`` if absent."""
+    if os.path.isfile(name):
+        return name
+    require_detectron2(key)
+    spec = importlib.util.find_spec("detectron2")
+    path = os.path.join(os.path.dirname(spec.origin), "model_zoo", "configs", name)
+    if not os.path.isfile(path):
+        raise UserError(f"{key}: '{name}' is neither a file nor a config of detectron2's model zoo ({path})")
+    return path
+
+
+def detectron2_checkpoint_url(name: str, key: str) -> str:
+    """The model-zoo weights URL of the model-zoo config ``name``; UserError naming ``key`` if unknown."""
+    require_detectron2(key)
+    try:
+        from detectron2 import model_zoo
+    except ImportError as e:  # its model_zoo imports pkg_resources, gone from setuptools >= 81
+        raise UserError(
+            f"{key}: cannot look up the model-zoo weights of '{name}' ({e}); "
+            "pip install 'setuptools<81' or give the weights file or URL explicitly"
+        ) from None
+    try:
+        return model_zoo.get_checkpoint_url(name)
+    except RuntimeError:
+        raise UserError(f"{key}: '{name}' has no weights in detectron2's model zoo; give a weights file or URL") from None

@@ -1,12 +1,13 @@
-"""Pictures: CMC curves (more plots come with the visualization tools)."""
+"""Pictures a person would rather look at than read: CMC curves, heat-map overlays, grids."""
 
-from typing import Dict
+from typing import Dict, Sequence
 
+import cv2
 import numpy as np
 
 from .file_io import atomic_write
 
-__all__ = ["plot_cmc"]
+__all__ = ["plot_cmc", "overlay_heatmap", "image_grid", "save_image", "label_panel", "bordered"]
 
 
 def plot_cmc(curves: Dict[str, np.ndarray], path: str, max_rank: int = 50) -> None:
@@ -31,3 +32,53 @@ def plot_cmc(curves: Dict[str, np.ndarray], path: str, max_rank: int = 50) -> No
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image + (h, w) map -> RGB overlay (the map normalised to [0, 1],
+    resized to the image and coloured with the JET colour map)."""
+    heat = np.asarray(heatmap, dtype=np.float32)
+    heat = heat - heat.min()
+    heat = heat / heat.max() if heat.max() > 0 else heat
+    heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET)[:, :, ::-1]
+    return np.uint8(np.clip((1 - alpha) * image + alpha * colour, 0, 255))
+
+
+def label_panel(panel: np.ndarray, text: str, colour=(255, 255, 255)) -> np.ndarray:
+    """A copy of an RGB panel with ``text`` written on a dark strip at its top."""
+    out = panel.copy()
+    strip = max(10, out.shape[0] // 14)
+    out[:strip] = (out[:strip] * 0.3).astype(np.uint8)
+    cv2.putText(out, text, (2, strip - 3), cv2.FONT_HERSHEY_SIMPLEX, strip / 30.0, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def image_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, background: int = 255) -> np.ndarray:
+    """Arrange RGB panels (each row a list; panels are resized to the first panel's size) in a grid."""
+    h, w = rows[0][0].shape[:2]
+    columns = max(len(r) for r in rows)
+    grid = np.full((len(rows) * (h + pad) + pad, columns * (w + pad) + pad, 3), background, dtype=np.uint8)
+    for i, row in enumerate(rows):
+        for j, panel in enumerate(row):
+            if panel.shape[:2] != (h, w):
+                panel = cv2.resize(panel, (w, h), interpolation=cv2.INTER_LINEAR)
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = panel
+    return grid
+
+
+def save_image(path: str, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image (PNG/JPEG by extension) atomically."""
+    ok, data = cv2.imencode("." + path.rsplit(".", 1)[-1], np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ValueError(f"cannot encode image for {path}")
+    with atomic_write(path, "wb") as f:
+        f.write(data.tobytes())
+
+
+def bordered(panel: np.ndarray, colour, width: int = 3) -> np.ndarray:
+    """A copy of a panel with a coloured border (ranked lists: green correct, red wrong)."""
+    out = panel.copy()
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    return out

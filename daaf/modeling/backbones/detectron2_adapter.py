@@ -14,22 +14,16 @@ INPUT.FORMAT BGR and MODEL.PIXEL_MEAN/STD to detectron2's values when you load t
 """
 
 import copy
-import os
 from collections import OrderedDict
 
 from torch import nn
 
-from daaf.utils.errors import ConfigError, UserError
+from daaf.utils.env import detectron2_config_file, require_detectron2
+from daaf.utils.errors import ConfigError
 
 from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
 
-__all__ = ["Detectron2BackboneAdapter", "build_detectron2_backbone", "DETECTRON2_INSTALL_HINT"]
-
-DETECTRON2_INSTALL_HINT = (
-    "detectron2 is not installed; install it from its repository: "
-    "python -m pip install 'git+https://github.com/facebookresearch/detectron2.git'"
-)
-
+__all__ = ["Detectron2BackboneAdapter", "build_detectron2_backbone"]
 
 class Detectron2BackboneAdapter(Backbone):
     """Wraps a detectron2 ``Backbone``; forward returns its output features by name."""
@@ -58,18 +52,15 @@ class Detectron2BackboneAdapter(Backbone):
 @BACKBONE_REGISTRY.register()
 def build_detectron2_backbone(cfg) -> Detectron2BackboneAdapter:
     """Build MODEL.BACKBONE.D2_NAME from detectron2's registry with DEPTH / LAST_STRIDE applied."""
-    try:
-        from detectron2.config import get_cfg as get_d2_cfg
-        from detectron2.layers import ShapeSpec as D2ShapeSpec
-        from detectron2.modeling import build_backbone as build_d2_backbone
-    except ImportError:
-        raise UserError(f"MODEL.BACKBONE.NAME build_detectron2_backbone: {DETECTRON2_INSTALL_HINT}") from None
+    require_detectron2("MODEL.BACKBONE.NAME build_detectron2_backbone")
+    from detectron2.config import get_cfg as get_d2_cfg
+    from detectron2.layers import ShapeSpec as D2ShapeSpec
+    from detectron2.modeling import build_backbone as build_d2_backbone
+
     b = cfg.MODEL.BACKBONE
     d2cfg = get_d2_cfg()
     if b.D2_CONFIG:
-        from detectron2 import model_zoo
-
-        d2cfg.merge_from_file(b.D2_CONFIG if os.path.isfile(b.D2_CONFIG) else model_zoo.get_config_file(b.D2_CONFIG))
+        d2cfg.merge_from_file(detectron2_config_file(b.D2_CONFIG, "MODEL.BACKBONE.D2_CONFIG"))
     d2cfg.MODEL.BACKBONE.NAME = b.D2_NAME
     d2cfg.MODEL.BACKBONE.FREEZE_AT = 0
     d2cfg.MODEL.RESNETS.DEPTH = b.DEPTH

@@ -2,7 +2,7 @@
 
 import torch
 
-from daaf.utils.errors import ConfigError
+from daaf.utils.env import resolve_device
 from daaf.utils.registry import Registry, get_from_registry
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
@@ -14,9 +14,7 @@ returns a dict of named scalar losses; in eval, the embeddings (B, D).
 
 def build_model(cfg) -> torch.nn.Module:
     """Build MODEL.META_ARCHITECTURE and move it to MODEL.DEVICE. Weights are not loaded here."""
-    device = cfg.MODEL.DEVICE
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"MODEL.DEVICE is '{device}' but no CUDA device is available; set MODEL.DEVICE cpu")
+    device = resolve_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
     model = get_from_registry(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")(cfg)
-    model.to(torch.device(device))
+    model.to(device)
     return model
