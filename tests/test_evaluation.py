@@ -154,6 +154,7 @@ def test_reid_evaluator_reports_metrics_and_writes_cmc_plot_and_ranks(tmp_path):
     assert ranks["indices"].shape == (12, 10)
     np.testing.assert_array_equal(ranks["indices"][:, 0], dist.argmin(1))
     assert list(ranks["query_files"][:2]) == ["img0.jpg", "img1.jpg"]
+    assert ranks["query_ap"].shape == (12,) and np.nanmean(ranks["query_ap"]) * 100 == pytest.approx(results["mAP"], rel=1e-5)
 
     reranked = ReIDEvaluator(12, metric="euclidean", rerank=True, rerank_params=(5, 2, 0.3))
     feed(reranked, features, pids, camids)

@@ -7,5 +7,5 @@ from .defaults import (
     import_user_modules,
 )
 from .hooks import *  # noqa: F401,F403
-from .launch import launch, launch_cli
+from .launch import launch, launch_cli, run_reporting_user_errors
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase

@@ -344,11 +344,13 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}}."""
-        from daaf.evaluation import five_crops, inference_on_dataset, print_csv_format
+        from daaf.evaluation import inference_on_dataset, print_csv_format
+
+        from .inference import test_time_crops
 
         logger = logging.getLogger("daaf")
         results = OrderedDict()
-        crops = five_crops(*cfg.INPUT.CROP_FROM, *cfg.INPUT.SIZE_TEST) if cfg.TEST.FIVE_CROP else ()
+        crops = test_time_crops(cfg)
         for idx, dataset_name in enumerate(cfg.DATASETS.TEST):
             data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
             if evaluators is not None:

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 
 from daaf.utils import comm
 
-__all__ = ["launch", "launch_cli", "DEFAULT_TIMEOUT", "default_backend"]
+__all__ = ["launch", "launch_cli", "run_reporting_user_errors", "DEFAULT_TIMEOUT", "default_backend"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 
@@ -114,7 +114,8 @@ def _distributed_worker(
             dist.destroy_process_group()
 
 
-def _run_reporting_user_errors(main_func, *args):
+def run_reporting_user_errors(main_func, *args):
+    """``main_func(*args)``; a UserError becomes one ``error: ...`` line on stderr and exit code 2."""
     from daaf.utils.errors import UserError
 
     try:
@@ -130,7 +131,7 @@ def launch_cli(main_func, args) -> int:
     exit code is 2 (no traceback). Returns the exit code."""
     try:
         launch(
-            functools.partial(_run_reporting_user_errors, main_func),
+            functools.partial(run_reporting_user_errors, main_func),
             args.num_gpus,
             num_machines=args.num_machines,
             machine_rank=args.machine_rank,

@@ -138,7 +138,7 @@ class ReIDEvaluator(DatasetEvaluator):
         results["mAP"] = mAP * 100
         results["mINP"] = mINP * 100
         if self.output_dir and comm.is_main_process():
-            self._write_outputs(cmc, top_k, names, pids, camids)
+            self._write_outputs(cmc, top_k, names, pids, camids, np.asarray(acc.query_ap, dtype=np.float32))
         return results
 
     def _distance_chunks(self, qf, gf):
@@ -151,7 +151,7 @@ class ReIDEvaluator(DatasetEvaluator):
         for start in range(0, len(dist), self.chunk_size):
             yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
 
-    def _write_outputs(self, cmc, top_k, names, pids, camids):
+    def _write_outputs(self, cmc, top_k, names, pids, camids, query_ap):
         from daaf.utils.visualization import plot_cmc
 
         PathManager.mkdirs(self.output_dir)
@@ -172,6 +172,7 @@ class ReIDEvaluator(DatasetEvaluator):
                     query_camids=camids[:q],
                     gallery_camids=camids[q:],
                     cmc=cmc,
+                    query_ap=query_ap,
                 )
 
 

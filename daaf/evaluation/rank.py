@@ -54,6 +54,7 @@ class RankAccumulator:
         self.inp_sum = 0.0
         self.num_valid = 0
         self.num_skipped = 0
+        self.query_ap = []  # per query in the order added; NaN for a query without a true match
 
     def add(self, dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> None:
         """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery."""
@@ -72,12 +73,15 @@ class RankAccumulator:
             match_idx = np.flatnonzero(good[i])
             if len(match_idx) == 0:
                 self.num_skipped += 1
+                self.query_ap.append(float("nan"))
                 continue
             ranks = match_ranks(dist[i], sorted_valid[i], valid[i], match_idx)
             if ranks[0] < self.max_rank:
                 self.first_match_hist[ranks[0]] += 1
             positions = ranks + 1.0
-            self.ap_sum += float(np.mean(np.arange(1, len(ranks) + 1) / positions))
+            ap = float(np.mean(np.arange(1, len(ranks) + 1) / positions))
+            self.ap_sum += ap
+            self.query_ap.append(ap)
             self.inp_sum += len(ranks) / positions[-1]
             self.num_valid += 1
 

@@ -5,11 +5,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .errors import UserError
 from .visualization import image_grid, label_panel, overlay_heatmap
 
-__all__ = ["grad_cam", "holistic_and_partial_cams", "branch_predictions", "draw_attention_grid"]
+__all__ = ["grad_cam", "holistic_and_partial_cams", "branch_predictions", "draw_attention_grid", "attention_figure"]
 
 
 def grad_cam(targets: torch.Tensor, activations: torch.Tensor, chunk: int = 32) -> torch.Tensor:
@@ -42,7 +42,7 @@ def holistic_and_partial_cams(model, images: torch.Tensor, stage: str = "stem") 
         with torch.enable_grad():
             features = model.backbone(model.preprocess_image(images))
             if stage not in features:
-                raise ValueError(f"stage '{stage}' is not one of the backbone's stages {list(features)}")
+                raise UserError(f"--stage: '{stage}' is not one of the backbone's stages {list(features)}")
             activations = features[stage]
             embedding = model.heads(features[model.head_in_feature])
             cams = {"holistic": grad_cam(embedding, activations)}
@@ -60,7 +60,7 @@ def holistic_and_partial_cams(model, images: torch.Tensor, stage: str = "stem") 
 @torch.no_grad()
 def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
     """What the training-only branches predict for uint8 images (B, 3, H, W): "HAB" (B, 1, h, w)
-    person mask and "PAB" (B, K, h, w) keypoint heatmaps (groups concatenated), when present."""
+    person mask and, per PAB group g, "PAB g{g}" (B, n_g, h, w) heatmaps (or stripe images)."""
     model = getattr(model, "module", model)
     was_training = model.training
     model.eval()
@@ -69,7 +69,10 @@ def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = {}
         for name, branch in getattr(model, "branches", {}).items():
             pred = branch.predict(features)
-            out[name] = (torch.cat(pred, dim=1) if isinstance(pred, list) else pred).cpu()
+            if isinstance(pred, list):
+                out.update({f"{name} g{g}": p.cpu() for g, p in enumerate(pred)})
+            else:
+                out[name] = pred.cpu()
     finally:
         model.train(was_training)
     return out
@@ -92,9 +95,14 @@ def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max
     return image_grid(rows)
 
 
-def upsample_maps(maps: torch.Tensor, size) -> torch.Tensor:
-    """(B, [C,] h, w) -> same at ``size`` (bilinear)."""
-    squeeze = maps.dim() == 3
-    maps = maps[:, None] if squeeze else maps
-    maps = F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
-    return maps[:, 0] if squeeze else maps
+def attention_figure(model, images: torch.Tensor, stage: str = "stem", branches: bool = False):
+    """The attention picture of uint8 images (B, 3, H, W): per image a row with the image, the
+    holistic and per-group Grad-CAM maps at ``stage`` and, with ``branches``, the HAB / PAB
+    predictions. Returns (RGB grid, names of the map columns)."""
+    maps = {f"CAM {k}": v for k, v in holistic_and_partial_cams(model, images, stage).items()}
+    if branches:
+        predicted = branch_predictions(model, images)
+        if not predicted:
+            raise UserError("--branches: this model has no attention branches (give the DAAF config and checkpoint)")
+        maps.update(predicted)
+    return draw_attention_grid(images, maps), list(maps)

@@ -58,7 +58,9 @@ class DAAFCheckpointer(Checkpointer):
             for k in branch_keys:
                 checkpoint["model"].pop(k)
             self.logger.info(f"Ignored {len(branch_keys)} tensors of training-only attention branches (not part of this model)")
-        return super()._load_model(checkpoint)
+        # Kept so that tools which need an exact fit (export, features) can refuse a mismatch.
+        self.last_incompatible = super()._load_model(checkpoint)
+        return self.last_incompatible
 
     def _load_file(self, filename: str):
         try:

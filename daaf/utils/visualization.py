@@ -7,7 +7,9 @@ import numpy as np
 
 from .file_io import atomic_write
 
-__all__ = ["plot_cmc", "overlay_heatmap", "image_grid", "save_image", "label_panel", "bordered"]
+__all__ = [
+    "plot_cmc", "overlay_heatmap", "image_grid", "save_image", "label_panel", "bordered", "fit_panel", "ranked_list_row",
+]
 
 
 def plot_cmc(curves: Dict[str, np.ndarray], path: str, max_rank: int = 50) -> None:
@@ -82,3 +84,28 @@ def bordered(panel: np.ndarray, colour, width: int = 3) -> np.ndarray:
     out = panel.copy()
     out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
     return out
+
+
+# Border colours of ranked lists (RGB).
+QUERY_COLOUR = (40, 90, 230)
+MATCH_COLOUR = (30, 180, 60)
+NON_MATCH_COLOUR = (220, 40, 40)
+UNKNOWN_COLOUR = (150, 150, 150)
+
+
+def fit_panel(image: np.ndarray, size=(256, 128)) -> np.ndarray:
+    """An RGB image resized to a (height, width) panel."""
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def ranked_list_row(query: np.ndarray, gallery: Sequence[np.ndarray], distances: Sequence[float], correct=None,
+                    query_text: str = "query", size=(256, 128)) -> list:
+    """Panels of one ranked list: the query (blue border) then the gallery images best first, each
+    labelled "rank: distance" with a green (same identity) / red (other) / grey (unknown) border.
+
+    ``correct``: a bool per gallery image, or None when identities are unknown (search)."""
+    row = [label_panel(bordered(fit_panel(query, size), QUERY_COLOUR, 4), query_text)]
+    for rank, (image, distance) in enumerate(zip(gallery, distances), start=1):
+        colour = UNKNOWN_COLOUR if correct is None else MATCH_COLOUR if correct[rank - 1] else NON_MATCH_COLOUR
+        row.append(label_panel(bordered(fit_panel(image, size), colour, 4), f"{rank}: {distance:.3f}"))
+    return row

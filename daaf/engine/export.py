@@ -1,0 +1,91 @@
+"""Export the inference network (the base network: DAAF branches are training-only) to ONNX and
+TorchScript, and check each exported file against PyTorch."""
+
+import contextlib
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from daaf.utils.errors import UserError
+
+__all__ = ["ExportableReID", "example_images", "export_onnx", "export_torchscript", "onnx_max_abs_diff", "torchscript_max_abs_diff"]
+
+
+class ExportableReID(nn.Module):
+    """The base network as exported: images (B, 3, H, W) float 0-255 RGB -> embeddings (B, D)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        from daaf.modeling.meta_arch.reid_network import strip_branches
+
+        self.model = strip_branches(model).cpu()
+        self.eval()  # exporters restore the mode they found, which must be eval
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
+@contextlib.contextmanager
+def _atomic_path(path: str):
+    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def example_images(height: int, width: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A reproducible random (batch, 3, height, width) float batch of 0-255 values."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, 3, height, width), generator=generator).float()
+
+
+def export_onnx(model: ExportableReID, path: str, height: int, width: int, opset: int = 17) -> None:
+    """Write ``model`` as ONNX (input "images" (B, 3, H, W) float 0-255, output "features"
+    (B, D), dynamic batch) to ``path``, atomically."""
+    with _atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
+        torch.onnx.export(
+            model, (example_images(height, width),), tmp, input_names=["images"], output_names=["features"],
+            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset, dynamo=False,
+        )  # fmt: skip
+
+
+def onnx_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:
+    """Max |onnxruntime(path)(images) - model(images)| for a (B, 3, H, W) float batch."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("checking the ONNX file needs onnxruntime: pip install onnxruntime (or pass --no-check)") from None
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (exported,) = session.run(["features"], {"images": images.numpy().astype(np.float32)})
+    with torch.no_grad():
+        expected = model(images).numpy()
+    return float(np.abs(exported - expected).max())
+
+
+def export_torchscript(model: ExportableReID, path: str, height: int, width: int) -> None:
+    """Write ``model`` traced to TorchScript to ``path``, atomically."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+        traced = torch.jit.trace(model, (example_images(height, width),))
+        with _atomic_path(path) as tmp:
+            traced.save(tmp)
+
+
+def torchscript_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:
+    """Max |torch.jit.load(path)(images) - model(images)|."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(path)
+        return float((loaded(images) - model(images)).abs().max())

@@ -1,0 +1,55 @@
+"""Choosing what a ranked-list picture shows, from the ranks.npz an evaluation writes
+(TEST.SAVE_RANKS True): which queries (worst or best AP first, or given ones) and each query's
+top gallery items under the protocol (same identity and same camera removed)."""
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from daaf.utils.errors import UserError
+from daaf.utils.file_io import PathManager
+
+__all__ = ["load_ranks", "select_queries", "ranked_gallery"]
+
+_KEYS = ("indices", "distances", "query_files", "gallery_files", "query_pids", "gallery_pids", "query_camids", "gallery_camids", "query_ap")
+
+
+def load_ranks(path: str) -> Dict[str, np.ndarray]:
+    """The arrays of a ranks.npz; UserError naming the file when it is missing or incomplete."""
+    if not PathManager.isfile(path):
+        raise UserError(f"ranks file not found: {path} (write one with --eval-only TEST.SAVE_RANKS True)")
+    with PathManager.open(path, "rb") as f:
+        try:
+            data = dict(np.load(f, allow_pickle=False))
+        except Exception as e:
+            raise UserError(f"{path}: not a ranks.npz file ({type(e).__name__})") from None
+    missing = [k for k in _KEYS if k not in data]
+    if missing:
+        raise UserError(f"{path}: lacks {missing}; re-run the evaluation with TEST.SAVE_RANKS True")
+    return data
+
+
+def select_queries(query_ap: np.ndarray, order: str, num: int, given: Sequence[int] = ()) -> List[int]:
+    """Query indices: ``order`` "worst" (lowest AP first), "best" (highest first) or "given"
+    (``given`` as they are). Queries without a true match (AP NaN) are never chosen by AP; ties
+    keep the query order."""
+    if order == "given":
+        bad = [q for q in given if not 0 <= q < len(query_ap)]
+        if not given or bad:
+            raise UserError(f"--queries: give query indices in [0, {len(query_ap) - 1}]" + (f"; got {bad}" if bad else ""))
+        return list(given)
+    if order not in ("worst", "best"):
+        raise UserError(f"--order: expected worst, best or given, got '{order}'")
+    valid = np.flatnonzero(~np.isnan(query_ap))
+    keys = query_ap[valid] if order == "worst" else -query_ap[valid]
+    return [int(q) for q in valid[np.argsort(keys, kind="stable")][:num]]
+
+
+def ranked_gallery(ranks: Dict[str, np.ndarray], query: int, top_k: int):
+    """(gallery indices, distances, is-same-identity) of the ``top_k`` best gallery items of
+    ``query``, best first, without the items of its identity seen by its own camera."""
+    idx, dist = ranks["indices"][query], ranks["distances"][query]
+    pid, cam = ranks["query_pids"][query], ranks["query_camids"][query]
+    keep = ~((ranks["gallery_pids"][idx] == pid) & (ranks["gallery_camids"][idx] == cam))
+    idx, dist = idx[keep][:top_k], dist[keep][:top_k]
+    return idx, dist, ranks["gallery_pids"][idx] == pid

@@ -1,0 +1,209 @@
+"""The inference tools: feature extraction, search, ranked lists, attention maps, export. Each runs
+on a tiny DAAF model (ResNet-18, 64x32) with a checkpoint the test writes."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from daaf.data import ReIDDatasetMapper, get_dataset
+from daaf.modeling import build_model
+from daaf.utils.attention_maps import grad_cam
+from daaf.utils.checkpoint import DAAFCheckpointer
+from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(name, *argv):
+    tool = load_tool(name)
+    return tool.main(tool.parser().parse_args(list(argv)))
+
+
+def run_cli(name, *argv):
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{name}.py"), *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_root):
+    """A DAAF config file + its checkpoint, and the base config file (no branches)."""
+    from daaf.config import get_cfg
+
+    folder = tmp_path_factory.mktemp("trained")
+    cfg = get_cfg()
+    cfg.merge_from_list(
+        ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.MID_DIM", "64",
+         "MODEL.HEADS.EMBEDDING_DIM", "16", "INPUT.SIZE_TEST", "[64, 32]", "INPUT.SIZE_TRAIN", "[64, 32]",
+         "DATASETS.ROOT", synthetic_root, "TEST.IMS_PER_BATCH", "8"]
+    )  # fmt: skip
+    base_cfg = cfg.clone()
+    cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    weights = str(folder / "model_final.pth")
+    DAAFCheckpointer(model, str(folder)).save("model_final")
+    paths = {}
+    for name, c in (("daaf", cfg), ("base", base_cfg)):
+        paths[name] = str(folder / f"{name}.yaml")
+        with open(paths[name], "w") as f:
+            f.write(c.dump())
+    query = sorted(r["file_name"] for r in get_dataset("SyntheticPersons", synthetic_root).query)
+    return {"cfg": cfg, "base_cfg": base_cfg, "model": model, "weights": weights, "query": query, **paths}
+
+
+def expected_embeddings(trained, files):
+    """The base network's embeddings, through the dataset mapper and a freshly built model."""
+    model = build_model(trained["base_cfg"])
+    state = torch.load(trained["weights"], weights_only=False)["model"]
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("branches.")})
+    mapper = ReIDDatasetMapper(trained["base_cfg"], is_train=False)
+    images = torch.stack([mapper({"file_name": f, "pid": 0, "camid": 0})["image"] for f in files])
+    with torch.no_grad():
+        return model.eval()(images).numpy()
+
+
+def test_extracted_features_are_the_base_networks_embeddings(trained, tmp_path):
+    folder = os.path.dirname(trained["query"][0])
+    out = str(tmp_path / "f.npz")
+    run_tool("extract_features", "--config-file", trained["daaf"], "--input", os.path.join(folder, "*.jpg"), "--output", out,
+             "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    data = np.load(out)
+    assert list(data["file_names"]) == trained["query"]
+    np.testing.assert_allclose(data["features"], expected_embeddings(trained, trained["query"]), atol=1e-5)
+
+
+def test_tool_errors_are_one_line(trained, tmp_path):
+    folder = os.path.dirname(trained["query"][0])
+    missing = run_cli("extract_features", "--config-file", trained["base"], "--input", folder, "MODEL.WEIGHTS", str(tmp_path / "no.pth"))
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == f"error: checkpoint not found: {tmp_path / 'no.pth'} (MODEL.WEIGHTS or the last_checkpoint tag)"
+
+    other = run_cli("extract_features", "--config-file", trained["base"], "--input", folder, "MODEL.WEIGHTS", trained["weights"],
+                    "MODEL.HEADS.EMBEDDING_DIM", "32")  # fmt: skip
+    line = other.stderr.strip().splitlines()[-1]
+    assert other.returncode == 2 and line.startswith(f"error: {trained['weights']} does not fit the config")
+    assert "heads." in line and "(16, 64) vs (32, 64)" in line
+
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    bad = run_cli("extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "bad.jpg"), "--workers", "0",
+                  "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == f"error: cannot decode image (empty or corrupt file): {tmp_path / 'bad.jpg'}"
+
+    nothing = run_cli("extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "*.png"), "MODEL.WEIGHTS", trained["weights"])
+    assert nothing.returncode == 2 and "no images found for" in nothing.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in missing.stderr + other.stderr + bad.stderr + nothing.stderr
+
+
+def test_search_ranks_the_query_itself_first_and_draws_the_lists(trained, tmp_path):
+    gallery = trained["query"]
+    queries = gallery[:2]
+    out = str(tmp_path / "search.png")
+    run_tool("search", "--config-file", trained["base"], "--query", *queries, "--gallery", *gallery, "--top-k", "4",
+             "--output", out, "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    picture = cv2.imread(out)
+    assert picture.shape == (2 * (PANEL_H + PAD) + PAD, 5 * (PANEL_W + PAD) + PAD, 3)
+    search = load_tool("search")
+    features = expected_embeddings(trained, gallery)
+    indices, distances = search.top_k_exact(features[:2], features, "cosine", 4)
+    assert list(indices[:, 0]) == [0, 1] and np.allclose(distances[:, 0], 0, atol=1e-5)
+    assert (np.diff(distances, axis=1) >= 0).all()
+
+
+def _write_solid(path, value):
+    cv2.imwrite(path, np.full((64, 32, 3), value, np.uint8))
+    return path
+
+
+def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path):
+    files = [_write_solid(str(tmp_path / f"g{i}.png"), 20 * i) for i in range(5)]
+    q_files = [_write_solid(str(tmp_path / f"q{i}.png"), 200) for i in range(2)]
+    ranks = {
+        "indices": np.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]),
+        "distances": np.array([[0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32),
+        "query_files": np.array(q_files), "gallery_files": np.array(files),
+        "query_pids": np.array([1, 2]), "gallery_pids": np.array([1, 2, 1, 2, 3]),
+        "query_camids": np.array([0, 0]), "gallery_camids": np.array([0, 1, 1, 1, 1]),
+        "query_ap": np.array([1.0, 0.5], dtype=np.float32), "cmc": np.ones(5, dtype=np.float32),
+    }  # fmt: skip
+    path = str(tmp_path / "ranks.npz")
+    np.savez(path, **ranks)
+    out = str(tmp_path / "ranked.png")
+    run_tool("visualize_ranked_list", "--ranks", path, "--order", "worst", "--top-k", "3", "--output", out)
+    picture = cv2.imread(out)[:, :, ::-1]
+    assert picture.shape == (2 * (PANEL_H + PAD) + PAD, 4 * (PANEL_W + PAD) + PAD, 3)
+
+    def border(row, column):
+        return tuple(int(v) for v in picture[PAD + row * (PANEL_H + PAD) + PANEL_H - 2, PAD + column * (PANEL_W + PAD) + 1])
+
+    # worst first: query 1 (AP 0.5) ranks gallery 4 (pid 3), 3 (pid 2), 2 (pid 1)
+    assert [border(0, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
+    # query 0: gallery 0 (same pid, same camera) is junk and skipped -> 1 (pid 2), 2 (pid 1), 3 (pid 2)
+    assert [border(1, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
+
+    bad = run_cli("visualize_ranked_list", "--ranks", str(tmp_path / "none.npz"))
+    assert bad.returncode == 2 and "ranks file not found" in bad.stderr and "TEST.SAVE_RANKS True" in bad.stderr
+
+
+def test_grad_cam_sums_the_maps_of_every_embedding_component():
+    torch.manual_seed(0)
+    activations = torch.randn(2, 3, 4, 5, requires_grad=True)
+    weights = torch.randn(3, 6)
+    targets = torch.einsum("bchw,cd->bd", activations.tanh(), weights)
+    expected = torch.zeros(2, 4, 5)
+    for d in range(6):
+        (grad,) = torch.autograd.grad(targets[:, d].sum(), activations, retain_graph=True)
+        expected += torch.einsum("bc,bchw->bhw", grad.mean(dim=(2, 3)), activations.detach()).relu()
+    torch.testing.assert_close(grad_cam(targets, activations, chunk=4), expected)
+
+
+def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path):
+    out = str(tmp_path / "attention.png")
+    run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:3], "--branches",
+             "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    picture = cv2.imread(out)
+    # input + holistic + 6 group CAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
+    columns = 1 + 1 + 6 + 1 + 6
+    assert picture.shape == (3 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
+    base = run_cli("visualize_attention", "--config-file", trained["base"], "--input", trained["query"][0], "--branches",
+                   "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    assert base.returncode == 2 and "no attention branches" in base.stderr.strip().splitlines()[-1]
+
+
+def test_onnx_and_torchscript_exports_match_pytorch_with_the_base_parameter_count(trained, tmp_path):
+    from daaf.engine.export import example_images
+
+    out = tmp_path / "exported"
+    assert run_tool("export_model", "--config-file", trained["daaf"], "--output", str(out), "MODEL.WEIGHTS", trained["weights"]) == 0
+    report = json.loads((out / "export.json").read_text())
+    base = build_model(trained["base_cfg"])
+    assert report["parameters"] == sum(p.numel() for p in base.parameters())
+    assert report["parameters"] < sum(p.numel() for p in trained["model"].parameters())  # branches are gone
+    assert report["files"]["onnx"]["max_abs_diff"] <= 1e-4 and report["files"]["torchscript"]["max_abs_diff"] <= 1e-4
+
+    import onnxruntime
+
+    images = example_images(64, 32, batch=5, seed=3)
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_features,) = session.run(["features"], {"images": images.numpy()})
+    state = torch.load(trained["weights"], weights_only=False)["model"]
+    base.load_state_dict({k: v for k, v in state.items() if not k.startswith("branches.")})
+    with torch.no_grad():
+        reference = base.eval()(images).numpy()
+    assert onnx_features.shape == (5, 16)
+    np.testing.assert_allclose(onnx_features, reference, atol=1e-4)
+    scripted = torch.jit.load(str(out / "model.ts"))
+    with torch.no_grad():
+        np.testing.assert_allclose(scripted(images).numpy(), reference, atol=1e-4)

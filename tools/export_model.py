@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Export the inference network of a trained model: exactly the base network (a DAAF checkpoint
+loses its training-only branches), to ONNX (dynamic batch; input "images" (B, 3, H, W) float RGB
+0-255 at INPUT.SIZE_TEST, output "features") and TorchScript. Each file is checked against PyTorch
+on a batch of another size than the export's (max abs difference <= --tolerance, else exit 1).
+
+    python tools/export_model.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
+        --output exported/ MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.export import (  # noqa: E402
+    ExportableReID,
+    example_images,
+    export_onnx,
+    export_torchscript,
+    onnx_max_abs_diff,
+    torchscript_max_abs_diff,
+)
+from daaf.engine.inference import count_parameters, inference_argument_parser, inference_config, load_inference_model  # noqa: E402
+from daaf.utils.file_io import atomic_write  # noqa: E402
+
+# format -> (file name, export(model, path, height, width, opset), check(path, model, images))
+EXPORTERS = {
+    "onnx": ("model.onnx", lambda m, p, h, w, opset: export_onnx(m, p, h, w, opset=opset), onnx_max_abs_diff),
+    "torchscript": ("model.ts", lambda m, p, h, w, opset: export_torchscript(m, p, h, w), torchscript_max_abs_diff),
+}
+
+
+def main(args):
+    cfg = inference_config(args.config_file, args.opts)
+    model = ExportableReID(load_inference_model(cfg))
+    height, width = cfg.INPUT.SIZE_TEST
+    check_batch = example_images(height, width, batch=3, seed=1)
+    report = {"parameters": count_parameters(model), "input_size": [height, width], "files": {}}
+    print(f"Base network: {report['parameters']:,} parameters, input (B, 3, {height}, {width})")
+    failed = []
+    for fmt in args.format:
+        name, export, difference = EXPORTERS[fmt]
+        path = os.path.join(args.output, name)
+        export(model, path, height, width, args.opset)
+        entry = {"path": path}
+        if not args.no_check:
+            entry["max_abs_diff"] = difference(path, model, check_batch)
+            ok = entry["max_abs_diff"] <= args.tolerance
+            print(f"{fmt:<12} {path}: max |exported - PyTorch| = {entry['max_abs_diff']:.2e} on a batch of 3 "
+                  f"({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})")  # fmt: skip
+            if not ok:
+                failed.append(fmt)
+        else:
+            print(f"{fmt:<12} {path} (not checked)")
+        report["files"][fmt] = entry
+    with atomic_write(os.path.join(args.output, "export.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    if failed:
+        print(f"error: the exported {', '.join(failed)} model differs from PyTorch beyond --tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser():
+    p = inference_argument_parser(__doc__)
+    p.add_argument("--output", default="exported", help="folder for model.onnx, model.ts and export.json")
+    p.add_argument("--format", nargs="+", choices=sorted(EXPORTERS), default=["onnx", "torchscript"])
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--no-check", action="store_true", help="skip the check against PyTorch")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)

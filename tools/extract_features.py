@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Embeddings of your own crops (a folder, a glob, or files) with a trained model, as an .npz with
+"features" (N, D) float32 and "file_names" (N,). Test-time flip / 5 crops follow the config.
+
+    python tools/extract_features.py --config-file configs/Synthetic/trinet_R18.yaml \
+        --input 'tracker_crops/**/*.jpg' --output crops.npz MODEL.WEIGHTS output/synthetic/trinet_R18/model_final.pth
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import image_features, inference_argument_parser, inference_config  # noqa: E402
+from daaf.utils.file_io import atomic_write  # noqa: E402
+
+
+def main(args):
+    cfg = inference_config(args.config_file, args.opts)
+    features, names = image_features(cfg, args.input, args.workers)
+    with atomic_write(args.output, "wb") as f:
+        np.savez(f, features=features, file_names=np.array(names))
+    print(f"Wrote {features.shape[0]} features of dimension {features.shape[1]} to {args.output}")
+
+
+def parser():
+    p = inference_argument_parser(__doc__)
+    p.add_argument("--input", nargs="+", required=True, help="folders (searched recursively), globs or image files")
+    p.add_argument("--output", default="features.npz", help="the .npz to write (default: features.npz)")
+    p.add_argument("--workers", type=int, default=2, help="image-reading processes")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)

@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Rank a gallery of crops for each query crop with a trained model: prints each query's top-k and
+draws them as a ranked-list picture. Distances follow TEST.METRIC. With --faiss (needs faiss-cpu or
+faiss-gpu) the gallery goes into a flat faiss index, for very large galleries.
+
+    python tools/search.py --config-file configs/Synthetic/trinet_R18.yaml --query person.jpg \
+        --gallery 'camera2/*.jpg' --top-k 10 --output search.png MODEL.WEIGHTS model_final.pth
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from daaf.data import read_image  # noqa: E402
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import (  # noqa: E402
+    image_features,
+    inference_argument_parser,
+    inference_config,
+    load_inference_model,
+)
+from daaf.evaluation import compute_distance_chunks  # noqa: E402
+from daaf.utils.errors import UserError  # noqa: E402
+from daaf.utils.visualization import image_grid, ranked_list_row, save_image  # noqa: E402
+
+
+def top_k_exact(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
+    """(indices, distances) (Q, k) of the k nearest gallery features, chunked over queries."""
+    indices, distances = [], []
+    for dist, _ in compute_distance_chunks(torch.from_numpy(query), torch.from_numpy(gallery), metric):
+        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        indices.append(order)
+        distances.append(np.take_along_axis(dist, order, axis=1))
+    return np.concatenate(indices), np.concatenate(distances)
+
+
+def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
+    """The same through a flat faiss index (inner product on normalised features for cosine)."""
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("--faiss: faiss is not installed (pip install faiss-cpu)") from None
+    if metric == "cosine":
+        query = F.normalize(torch.from_numpy(query), dim=1).numpy()
+        gallery = F.normalize(torch.from_numpy(gallery), dim=1).numpy()
+        index = faiss.IndexFlatIP(gallery.shape[1])
+    else:
+        index = faiss.IndexFlatL2(gallery.shape[1])
+    index.add(np.ascontiguousarray(gallery, dtype=np.float32))
+    scores, indices = index.search(np.ascontiguousarray(query, dtype=np.float32), k)
+    distances = 1.0 - scores if metric == "cosine" else np.sqrt(np.maximum(scores, 0))
+    return indices, distances.astype(np.float32)
+
+
+def main(args):
+    cfg = inference_config(args.config_file, args.opts)
+    model = load_inference_model(cfg)
+    query, query_names = image_features(cfg, args.query, args.workers, model=model)
+    gallery, gallery_names = image_features(cfg, args.gallery, args.workers, model=model)
+    k = min(args.top_k, len(gallery_names))
+    search = top_k_faiss if args.faiss else top_k_exact
+    indices, distances = search(query, gallery, cfg.TEST.METRIC, k)
+    rows = []
+    for q, name in enumerate(query_names):
+        print(f"{name}:")
+        for rank, (g, d) in enumerate(zip(indices[q], distances[q]), start=1):
+            print(f"  {rank:>3}  {d:.4f}  {gallery_names[g]}")
+        if q < args.max_rows:
+            gallery_images = [read_image(gallery_names[g]) for g in indices[q]]
+            rows.append(ranked_list_row(read_image(name), gallery_images, distances[q], None, os.path.basename(name)))
+    save_image(args.output, image_grid(rows))
+    print(f"Ranked lists of {len(rows)} queries drawn in {args.output}")
+
+
+def parser():
+    p = inference_argument_parser(__doc__)
+    p.add_argument("--query", nargs="+", required=True, help="query crops: folders, globs or files")
+    p.add_argument("--gallery", nargs="+", required=True, help="gallery crops: folders, globs or files")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--output", default="search.png", help="the picture to write (default: search.png)")
+    p.add_argument("--max-rows", type=int, default=20, help="queries drawn in the picture (all are printed)")
+    p.add_argument("--faiss", action="store_true", help="search a flat faiss index instead of exact chunked distances")
+    p.add_argument("--workers", type=int, default=2)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)

@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""What a trained model looks at, as a picture: per image a row with the image, the holistic
+Grad-CAM attention map (gradients of every embedding component, at --stage; the paper's conv1 is
+"stem") and, for a DAAF model with PAB, one partial attention map per channel group; with
+--branches also the person mask HAB predicts and the keypoint heatmaps of each PAB group
+(Figs. 7-8 of the paper; the branches are training-only, so this needs the DAAF checkpoint).
+
+    python tools/visualize_attention.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
+        --input 'datasets/SyntheticPersons/query/*.jpg' --num-images 6 --branches \
+        --output attention.png MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import (  # noqa: E402
+    build_image_list_loader,
+    inference_argument_parser,
+    inference_config,
+    list_image_files,
+    load_inference_model,
+)
+from daaf.utils.attention_maps import attention_figure  # noqa: E402
+from daaf.utils.visualization import save_image  # noqa: E402
+
+
+def main(args):
+    cfg = inference_config(args.config_file, args.opts)
+    paths = list_image_files(args.input)[: args.num_images]
+    model = load_inference_model(cfg, keep_branches=True)
+    batch = next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))
+    grid, names = attention_figure(model, batch["images"], stage=args.stage, branches=args.branches)
+    save_image(args.output, grid)
+    print(f"{len(paths)} images x [{', '.join(['input'] + names)}] drawn in {args.output}")
+
+
+def parser():
+    p = inference_argument_parser(__doc__)
+    p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
+    p.add_argument("--num-images", type=int, default=8, help="the first N images found")
+    p.add_argument("--stage", default="stem", help="backbone stage of the Grad-CAM maps (stem, res2, ..., res5)")
+    p.add_argument("--branches", action="store_true", help="also draw what HAB and PAB predict")
+    p.add_argument("--output", default="attention.png")
+    return p
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(True)
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Ranked lists of an evaluation as a picture: for the worst (default) or best queries by AP, or
+chosen ones, the query and its top-k gallery images, best first, with their distances; green
+borders for the same identity, red for another. Reads the ranks.npz an evaluation writes with
+TEST.SAVE_RANKS True:
+
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth TEST.SAVE_RANKS True
+    python tools/visualize_ranked_list.py --ranks OUTPUT_DIR/inference/<dataset>/ranks.npz --order worst
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from daaf.data import read_image  # noqa: E402
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.evaluation.ranked_list import load_ranks, ranked_gallery, select_queries  # noqa: E402
+from daaf.utils.visualization import image_grid, ranked_list_row, save_image  # noqa: E402
+
+
+def main(args):
+    ranks = load_ranks(args.ranks)
+    queries = select_queries(ranks["query_ap"], args.order, args.num_queries, args.queries)
+    rows = []
+    print(f"{'query':>6} {'AP':>7}  file")
+    for q in queries:
+        gallery, distances, correct = ranked_gallery(ranks, q, args.top_k)
+        query_file = str(ranks["query_files"][q])
+        images = [read_image(str(ranks["gallery_files"][g])) for g in gallery]
+        ap = ranks["query_ap"][q]
+        rows.append(ranked_list_row(read_image(query_file), images, distances, correct, f"q{q} AP {ap * 100:.1f}"))
+        print(f"{q:>6} {ap * 100:7.2f}  {query_file}")
+    save_image(args.output, image_grid(rows))
+    print(f"{len(rows)} ranked lists ({args.order} first) drawn in {args.output}")
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ranks", required=True, help="ranks.npz written by an evaluation with TEST.SAVE_RANKS True")
+    p.add_argument("--order", default="worst", choices=["worst", "best", "given"], help="which queries: lowest AP first, highest first, or --queries")
+    p.add_argument("--queries", type=int, nargs="*", default=[], help="query indices, with --order given")
+    p.add_argument("--num-queries", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--output", default="ranked_list.png")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)
