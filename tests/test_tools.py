@@ -22,15 +22,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
+def load_tool(name, folder="tools"):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, folder, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def run_tool(name, *argv):
-    tool = load_tool(name)
+def run_tool(name, *argv, folder="tools"):
+    tool = load_tool(name, folder)
     return tool.main(tool.parser().parse_args(list(argv)))
 
 
@@ -48,7 +48,7 @@ def trained(tmp_path_factory, synthetic_root):
     cfg.merge_from_list(
         ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.MID_DIM", "64",
          "MODEL.HEADS.EMBEDDING_DIM", "16", "INPUT.SIZE_TEST", "[64, 32]", "INPUT.SIZE_TRAIN", "[64, 32]",
-         "DATASETS.ROOT", synthetic_root, "TEST.IMS_PER_BATCH", "8"]
+         "DATASETS.ROOT", synthetic_root, "DATASETS.TEST", "('SyntheticPersons',)", "TEST.IMS_PER_BATCH", "8"]
     )  # fmt: skip
     base_cfg = cfg.clone()
     cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
@@ -207,3 +207,37 @@ def test_onnx_and_torchscript_exports_match_pytorch_with_the_base_parameter_coun
     scripted = torch.jit.load(str(out / "model.ts"))
     with torch.no_grad():
         np.testing.assert_allclose(scripted(images).numpy(), reference, atol=1e-4)
+
+
+ANALYSIS = os.path.join("projects", "DAAF", "analysis")
+
+
+def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_path):
+    tool = load_tool("conv_shuffle", ANALYSIS)
+    model = trained["model"].eval()
+    batch = tool.labelled_batch(trained["cfg"], 6)
+    assert batch["keypoints"].shape == (6, 17, 3) and (batch["keypoints"][..., 2] > 0).any()
+    matrix, maps = tool.conv_shuffle_matrix(model, batch["images"], batch["keypoints"])
+    assert matrix.shape == (6, 6) and np.all((matrix >= 0) & (matrix <= 1))
+    with torch.no_grad():
+        own = model.branches["PAB"].predict(model.backbone(model.preprocess_image(batch["images"])))
+    for j, prediction in enumerate(own):
+        torch.testing.assert_close(maps[j][j], prediction)
+        assert maps[(j + 1) % 6][j].shape == prediction.shape  # conv j reads another group's channels
+
+    out = tmp_path / "shuffle"
+    run_tool("conv_shuffle", "--config-file", trained["daaf"], "--num-images", "6", "--output-dir", str(out),
+             "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
+    np.testing.assert_allclose(np.load(out / "conv_shuffle.npz")["matrix"], matrix, atol=1e-6)
+    assert cv2.imread(str(out / "conv_shuffle_matrix.png")) is not None
+    assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36) * (64 + PAD) + PAD
+
+
+def test_branch_outputs_picture(trained, tmp_path):
+    out = str(tmp_path / "branches.png")
+    run_tool("branch_outputs", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--output", out,
+             "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
+    assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups
+    base = subprocess.run([sys.executable, os.path.join(REPO, ANALYSIS, "branch_outputs.py"), "--config-file", trained["base"],
+                           "--input", trained["query"][0], "MODEL.WEIGHTS", trained["weights"]], capture_output=True, text=True)  # fmt: skip
+    assert base.returncode == 2 and "MODEL.DAAF.BRANCHES is empty" in base.stderr.strip().splitlines()[-1]

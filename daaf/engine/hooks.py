@@ -78,6 +78,7 @@ class IterationTimer(HookBase):
                 f"Overall training speed: {num_iter} iterations in "
                 f"{datetime.timedelta(seconds=int(total_time_minus_hooks))} ({total_time_minus_hooks / num_iter:.4f} s / it)"
             )
+        self.trainer.storage.put_scalar("train_time_s", total_time, smoothing_hint=False)
         logger.info(
             f"Total training time: {datetime.timedelta(seconds=int(total_time))} "
             f"({datetime.timedelta(seconds=int(hook_time))} on hooks)"

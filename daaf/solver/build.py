@@ -125,7 +125,12 @@ def WarmupCosineLR(cfg):
 
 @LR_SCHEDULER_REGISTRY.register()
 def ExponentialDecayLR(cfg):
-    return ExponentialDecayParamScheduler(cfg.SOLVER.DECAY_START / cfg.SOLVER.MAX_ITER, cfg.SOLVER.DECAY_FACTOR)
+    s = cfg.SOLVER
+    if not 0 <= s.DECAY_START < s.MAX_ITER:
+        raise ConfigError(f"SOLVER.DECAY_START ({s.DECAY_START}) must be in [0, SOLVER.MAX_ITER ({s.MAX_ITER})) for ExponentialDecayLR")
+    if s.DECAY_FACTOR <= 0:
+        raise ConfigError(f"SOLVER.DECAY_FACTOR must be > 0, got {s.DECAY_FACTOR}")
+    return ExponentialDecayParamScheduler(s.DECAY_START / s.MAX_ITER, s.DECAY_FACTOR)
 
 
 def build_lr_scheduler(cfg, optimizer) -> LRMultiplier:

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""What the training-only branches of a trained DAAF model predict at inference (the paper's
+Figs. 7-8): per crop, the person mask of HAB and the keypoint heatmaps of each PAB group.
+(tools/visualize_attention.py --branches draws the same next to the Grad-CAM maps.)
+
+    python projects/DAAF/analysis/branch_outputs.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
+        --input 'datasets/SyntheticPersons/query/*.jpg' --output branch_outputs.png \
+        MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
+"""
+
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, REPO)
+
+from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import (  # noqa: E402
+    build_image_list_loader,
+    inference_argument_parser,
+    inference_config,
+    list_image_files,
+    load_inference_model,
+)
+from daaf.utils.attention_maps import branch_predictions, draw_attention_grid  # noqa: E402
+from daaf.utils.errors import UserError  # noqa: E402
+from daaf.utils.visualization import save_image  # noqa: E402
+
+
+def main(args):
+    cfg = inference_config(args.config_file, args.opts)
+    if not cfg.MODEL.DAAF.BRANCHES:
+        raise UserError(f"{args.config_file}: MODEL.DAAF.BRANCHES is empty; give the DAAF config the checkpoint was trained with")
+    paths = list_image_files(args.input)[: args.num_images]
+    model = load_inference_model(cfg, keep_branches=True)
+    batch = next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))
+    maps = branch_predictions(model, batch["images"])
+    save_image(args.output, draw_attention_grid(batch["images"], maps))
+    print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
+
+
+def parser():
+    p = inference_argument_parser(__doc__)
+    p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
+    p.add_argument("--num-images", type=int, default=8)
+    p.add_argument("--output", default="branch_outputs.png")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_reporting_user_errors(main, parser().parse_args()) or 0)
