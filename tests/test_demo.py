@@ -27,7 +27,7 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path):
     for row, name in zip(lines[header + 2 : header + 4], ("TriNet", "DAAF-TriNet")):
         r = summary["results"][name]
         assert row.startswith(name) and f"{r['mAP']:6.2f}" in row and f"{r['Rank-1']:6.2f}" in row
-        assert 0 <= r["mINP"] <= r["mAP"] <= 100 and r["Rank-1"] <= r["Rank-5"] and r["train_time_s"] > 0
+        assert 0 <= r["mINP"] <= 100 and 0 < r["mAP"] <= 100 and r["Rank-1"] <= r["Rank-5"] and r["train_time_s"] > 0
     assert ("DAAF-TriNet beats TriNet" in result.stdout) == (summary["results"]["DAAF-TriNet"]["mAP"] > summary["results"]["TriNet"]["mAP"])
 
     for tag in ("trinet_R18", "daaf_trinet_R18"):

@@ -27,9 +27,12 @@ def toy_cfg(cfg, **extra):
     return cfg
 
 
-def read_metrics(output_dir):
+def read_metrics(output_dir, training_only=True):
+    """metrics.json lines; by default those of training iterations (without the final line that
+    holds the training time and any final evaluation, written at iteration MAX_ITER)."""
     with open(os.path.join(output_dir, "metrics.json")) as f:
-        return [json.loads(line) for line in f]
+        lines = [json.loads(line) for line in f]
+    return [m for m in lines if "total_loss" in m] if training_only else lines
 
 
 def test_tiny_training_run_writes_metrics_tensorboard_and_checkpoints(tiny_cfg):
@@ -40,6 +43,8 @@ def test_tiny_training_run_writes_metrics_tensorboard_and_checkpoints(tiny_cfg):
     out = cfg.OUTPUT_DIR
     metrics = read_metrics(out)
     assert [m["iteration"] for m in metrics] == [1, 3, 5]
+    final = read_metrics(out, training_only=False)[-1]
+    assert final["iteration"] == 6 and 0 < final["train_time_s"] < 600
     assert all({"total_loss", "loss_toy", "loss_bias", "lr"} <= set(m) for m in metrics)
     assert metrics[-1]["total_loss"] < metrics[0]["total_loss"]  # Adam moves the toy weights toward 1
     assert glob.glob(os.path.join(out, "events.out.tfevents.*"))
