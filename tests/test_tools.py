@@ -241,3 +241,36 @@ def test_branch_outputs_picture(trained, tmp_path):
     base = subprocess.run([sys.executable, os.path.join(REPO, ANALYSIS, "branch_outputs.py"), "--config-file", trained["base"],
                            "--input", trained["query"][0], "MODEL.WEIGHTS", trained["weights"]], capture_output=True, text=True)  # fmt: skip
     assert base.returncode == 2 and "MODEL.DAAF.BRANCHES is empty" in base.stderr.strip().splitlines()[-1]
+
+
+class _FakeFaissIndex:
+    """A stand-in for faiss' flat indexes (faiss is optional and not installed in CI)."""
+
+    def __init__(self, dim, inner_product):
+        self.dim, self.inner_product, self.data = dim, inner_product, np.zeros((0, dim), np.float32)
+
+    def add(self, x):
+        self.data = np.concatenate([self.data, x])
+
+    def search(self, q, k):
+        scores = q @ self.data.T if self.inner_product else ((q[:, None] - self.data[None]) ** 2).sum(-1)
+        order = np.argsort(-scores if self.inner_product else scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), order
+
+
+def test_faiss_search_agrees_with_exact_search(monkeypatch):
+    import types
+
+    search = load_tool("search")
+    rng = np.random.default_rng(0)
+    query, gallery = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(Exception, match=r"--faiss: faiss is not installed \(pip install faiss-cpu\)"):
+        search.top_k_faiss(query, gallery, "cosine", 4)
+    fake = types.SimpleNamespace(IndexFlatIP=lambda d: _FakeFaissIndex(d, True), IndexFlatL2=lambda d: _FakeFaissIndex(d, False))
+    monkeypatch.setitem(sys.modules, "faiss", fake)
+    for metric in ("cosine", "euclidean"):
+        exact_idx, exact_dist = search.top_k_exact(query, gallery, metric, 4)
+        faiss_idx, faiss_dist = search.top_k_faiss(query, gallery, metric, 4)
+        np.testing.assert_array_equal(faiss_idx, exact_idx)
+        np.testing.assert_allclose(faiss_dist, exact_dist, atol=1e-4)
