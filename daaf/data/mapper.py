@@ -124,8 +124,8 @@ class ReIDDatasetMapper:
         if tuple(instance["mask_shape"]) != (height, width):
             raise DatasetError(f"{record['file_name']}: label mask size {tuple(instance['mask_shape'])} differs from the image size {(height, width)}")
         mask = unpack_mask(instance)
-        keypoints = instance["keypoints"].copy()
-        xy, inside, flipped = keypoints[:, :2], np.ones(17, dtype=bool), False
+        keypoints = instance["keypoints"].astype(np.float32)
+        xy, inside, flipped = keypoints[:, :2], None, False
         for t in transforms:
             image = t.apply_image(image)
             mask = t.apply_segmentation(mask)
@@ -133,10 +133,13 @@ class ReIDDatasetMapper:
             if not isinstance(t, _FRAME_PRESERVING):
                 # a keypoint that leaves the image at ANY step stays invisible (a later pad
                 # must not bring it back)
-                inside &= ((xy >= 0) & (xy < (image.shape[1], image.shape[0]))).all(axis=1)
+                h, w = image.shape[:2]
+                step_inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+                inside = step_inside if inside is None else inside & step_inside
             flipped ^= isinstance(t, HFlipTransform)  # a flip relabels left and right
         keypoints[:, :2] = xy
-        keypoints[~inside, 2] = 0
+        if inside is not None:
+            keypoints[~inside, 2] = 0
         if flipped:
             keypoints = keypoints[KEYPOINT_FLIP_INDICES]
         return self._output(record, image, mask, keypoints)
@@ -159,7 +162,7 @@ class ReIDDatasetMapper:
                 }
             else:
                 result["instances"] = {
-                    "gt_masks": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None],
-                    "gt_keypoints": torch.from_numpy(keypoints.astype(np.float32))[None],
+                    "gt_masks": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)[None]),
+                    "gt_keypoints": torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32)[None]),
                 }
         return result

@@ -44,11 +44,11 @@ COCO_SKELETON = [
 COCO_KEYPOINT_FLIP_MAP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
 
 
-def _flip_indices() -> List[int]:
+def _flip_indices() -> np.ndarray:
     indices = list(range(17))
     for a, b in COCO_KEYPOINT_FLIP_MAP:
         indices[a], indices[b] = b, a
-    return indices
+    return np.asarray(indices, dtype=np.intp)
 
 
 # keypoints[:, KEYPOINT_FLIP_INDICES] relabels left <-> right after a horizontal flip.
