@@ -5,7 +5,6 @@ import logging
 import os
 from typing import List, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 

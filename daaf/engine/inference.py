@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from daaf.utils.errors import UserError
+from daaf.utils.errors import ConfigError, UserError
 
 __all__ = [
     "inference_argument_parser",
@@ -161,7 +161,7 @@ def test_time_crops(cfg) -> list:
     if not cfg.TEST.FIVE_CROP:
         return []
     if len(cfg.INPUT.CROP_FROM) != 2:
-        raise UserError("TEST.FIVE_CROP needs INPUT.CROP_FROM [height, width], the size the 5 crops are cut from")
+        raise ConfigError("TEST.FIVE_CROP needs INPUT.CROP_FROM (the size the 5 crops are cut from)")
     return five_crops(*cfg.INPUT.CROP_FROM, *cfg.INPUT.SIZE_TEST)
 
 

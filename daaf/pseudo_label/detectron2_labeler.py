@@ -83,6 +83,7 @@ class Detectron2Labeler(PersonLabeler):
         mask_match_iou: minimum box IoU between THE person and a Mask R-CNN person (see
             :mod:`daaf.pseudo_label.person_selection` for the whole rule).
         weights: what the label files record as the weights used.
+        settings: further settings to record in the label files (e.g. the model configs).
     """
 
     @configurable
@@ -108,12 +109,13 @@ class Detectron2Labeler(PersonLabeler):
         self.keypoint_thresh = keypoint_thresh
         self.mask_match_iou = mask_match_iou
         self.weights = weights
-        self._settings = settings or {
+        self._settings = {
             "min_size_test": min_size_test,
             "max_size_test": max_size_test,
             "detection_thresh": detection_thresh,
             "keypoint_thresh": keypoint_thresh,
             "mask_match_iou": mask_match_iou,
+            **(settings or {}),
         }
 
     @classmethod
@@ -135,17 +137,7 @@ class Detectron2Labeler(PersonLabeler):
             "keypoint_thresh": p.KEYPOINT_THRESH,
             "mask_match_iou": p.MASK_MATCH_IOU,
             "weights": f"keypoints: {kp_weights}; masks: {mask_weights}",
-            "settings": {
-                "keypoint_config": d.KEYPOINT_CONFIG,
-                "mask_config": d.MASK_CONFIG,
-                "min_size_test": p.MIN_SIZE_TEST,
-                "max_size_test": p.MAX_SIZE_TEST,
-                "detection_thresh": p.DETECTION_THRESH,
-                "keypoint_thresh": p.KEYPOINT_THRESH,
-                "mask_match_iou": p.MASK_MATCH_IOU,
-                "detections_per_image": p.DETECTIONS_PER_IMAGE,
-                "proposals_per_image": p.PROPOSALS_PER_IMAGE,
-            },
+            "settings": {"keypoint_config": d.KEYPOINT_CONFIG, "mask_config": d.MASK_CONFIG, **limits},
         }
 
     def info(self) -> dict:

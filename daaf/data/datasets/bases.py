@@ -3,7 +3,7 @@
 import logging
 import os
 import re
-from typing import List, Optional
+from typing import List
 
 from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import PathManager
