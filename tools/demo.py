@@ -58,11 +58,11 @@ def run_results(output_dir: str) -> dict:
 def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     """Attention maps (Grad-CAM, and HAB/PAB outputs for DAAF) of 6 query crops and the 6 worst
     ranked lists of ``output_dir``'s model. Returns {picture kind: path}."""
-    from daaf.data import get_dataset, read_image
+    from daaf.data import get_dataset
     from daaf.engine.inference import build_image_list_loader, inference_config, load_inference_model
-    from daaf.evaluation.ranked_list import load_ranks, ranked_gallery, select_queries
+    from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
     from daaf.utils.attention_maps import attention_figure
-    from daaf.utils.visualization import image_grid, ranked_list_row, save_image
+    from daaf.utils.visualization import save_image
 
     tag = os.path.splitext(os.path.basename(config))[0]
     cfg = inference_config(os.path.join(REPO, config), [*opts, "MODEL.WEIGHTS", os.path.join(output_dir, "model_final.pth")])
@@ -75,14 +75,8 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     save_image(pictures["attention"], grid)
 
     ranks = load_ranks(os.path.join(output_dir, "inference", DATASET, "ranks.npz"))
-    rows = []
-    for q in select_queries(ranks["query_ap"], "worst", 6):
-        gallery, distances, correct = ranked_gallery(ranks, q, 8)
-        images = [read_image(str(ranks["gallery_files"][g])) for g in gallery]
-        query_image = read_image(str(ranks["query_files"][q]))
-        rows.append(ranked_list_row(query_image, images, distances, correct, f"AP {ranks['query_ap'][q] * 100:.1f}%"))
     pictures["ranked_list"] = os.path.join(out_root, f"ranked_list_{tag}.png")
-    save_image(pictures["ranked_list"], image_grid(rows))
+    save_image(pictures["ranked_list"], ranked_list_figure(ranks, select_queries(ranks["query_ap"], "worst", 6), 8))
     return pictures
 
 

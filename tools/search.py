@@ -24,19 +24,15 @@ from daaf.engine.inference import (  # noqa: E402
     inference_config,
     load_inference_model,
 )
-from daaf.evaluation import compute_distance_chunks  # noqa: E402
+from daaf.evaluation import compute_distance_chunks, top_k  # noqa: E402
 from daaf.utils.errors import UserError  # noqa: E402
 from daaf.utils.visualization import image_grid, ranked_list_row, save_image  # noqa: E402
 
 
 def top_k_exact(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
     """(indices, distances) (Q, k) of the k nearest gallery features, chunked over queries."""
-    indices, distances = [], []
-    for dist, _ in compute_distance_chunks(torch.from_numpy(query), torch.from_numpy(gallery), metric):
-        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        indices.append(order)
-        distances.append(np.take_along_axis(dist, order, axis=1))
-    return np.concatenate(indices), np.concatenate(distances)
+    parts = [top_k(dist, k) for dist, _ in compute_distance_chunks(torch.from_numpy(query), torch.from_numpy(gallery), metric)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):

@@ -14,26 +14,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daaf.data import read_image  # noqa: E402
 from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.evaluation.ranked_list import load_ranks, ranked_gallery, select_queries  # noqa: E402
-from daaf.utils.visualization import image_grid, ranked_list_row, save_image  # noqa: E402
+from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries  # noqa: E402
+from daaf.utils.visualization import save_image  # noqa: E402
 
 
 def main(args):
     ranks = load_ranks(args.ranks)
     queries = select_queries(ranks["query_ap"], args.order, args.num_queries, args.queries)
-    rows = []
     print(f"{'query':>6} {'AP':>7}  file")
     for q in queries:
-        gallery, distances, correct = ranked_gallery(ranks, q, args.top_k)
-        query_file = str(ranks["query_files"][q])
-        images = [read_image(str(ranks["gallery_files"][g])) for g in gallery]
-        ap = ranks["query_ap"][q]
-        rows.append(ranked_list_row(read_image(query_file), images, distances, correct, f"q{q} AP {ap * 100:.1f}"))
-        print(f"{q:>6} {ap * 100:7.2f}  {query_file}")
-    save_image(args.output, image_grid(rows))
-    print(f"{len(rows)} ranked lists ({args.order} first) drawn in {args.output}")
+        print(f"{q:>6} {ranks['query_ap'][q] * 100:7.2f}  {ranks['query_files'][q]}")
+    save_image(args.output, ranked_list_figure(ranks, queries, args.top_k))
+    print(f"{len(queries)} ranked lists ({args.order} first) drawn in {args.output}")
 
 
 def parser():

@@ -1,9 +1,6 @@
 """Export the inference network (the base network: DAAF branches are training-only) to ONNX and
 TorchScript, and check each exported file against PyTorch."""
 
-import contextlib
-import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -11,6 +8,7 @@ import torch
 from torch import nn
 
 from daaf.utils.errors import UserError
+from daaf.utils.file_io import atomic_write
 
 __all__ = ["ExportableReID", "example_images", "export_onnx", "export_torchscript", "onnx_max_abs_diff", "torchscript_max_abs_diff"]
 
@@ -29,21 +27,6 @@ class ExportableReID(nn.Module):
         return self.model(images)
 
 
-@contextlib.contextmanager
-def _atomic_path(path: str):
-    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-
-
 def example_images(height: int, width: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
     """A reproducible random (batch, 3, height, width) float batch of 0-255 values."""
     generator = torch.Generator().manual_seed(seed)
@@ -53,10 +36,10 @@ def example_images(height: int, width: int, batch: int = 2, seed: int = 0) -> to
 def export_onnx(model: ExportableReID, path: str, height: int, width: int, opset: int = 17) -> None:
     """Write ``model`` as ONNX (input "images" (B, 3, H, W) float 0-255, output "features"
     (B, D), dynamic batch) to ``path``, atomically."""
-    with _atomic_path(path) as tmp, warnings.catch_warnings():
+    with atomic_write(path, "wb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
         torch.onnx.export(
-            model, (example_images(height, width),), tmp, input_names=["images"], output_names=["features"],
+            model, (example_images(height, width),), f, input_names=["images"], output_names=["features"],
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset, dynamo=False,
         )  # fmt: skip
 
@@ -79,8 +62,8 @@ def export_torchscript(model: ExportableReID, path: str, height: int, width: int
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
         traced = torch.jit.trace(model, (example_images(height, width),))
-        with _atomic_path(path) as tmp:
-            traced.save(tmp)
+        with atomic_write(path, "wb") as f:
+            torch.jit.save(traced, f)
 
 
 def torchscript_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:

@@ -8,6 +8,7 @@ from .evaluator import (
     five_crops,
     inference_on_dataset,
     print_csv_format,
+    top_k,
 )
 from .rank import RankAccumulator, evaluate_rank, evaluate_rank_chunks
 from .rerank import re_ranking, re_ranking_features

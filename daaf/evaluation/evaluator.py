@@ -20,7 +20,7 @@ from .distance import compute_distance_chunks
 from .rank import RankAccumulator
 from .rerank import re_ranking_features
 
-__all__ = ["DatasetEvaluator", "ReIDEvaluator", "inference_on_dataset", "print_csv_format", "embed_batch"]
+__all__ = ["DatasetEvaluator", "ReIDEvaluator", "inference_on_dataset", "print_csv_format", "embed_batch", "top_k"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,17 +128,17 @@ class ReIDEvaluator(DatasetEvaluator):
         qf, gf = features[:q], features[q:]
         q_pids, g_pids, q_camids, g_camids = pids[:q], pids[q:], camids[:q], camids[q:]
         acc = RankAccumulator(self.max_rank)
-        top_k = []
+        top_k_parts = []
         for dist, sl in self._distance_chunks(qf, gf):
             acc.add(dist, q_pids[sl], g_pids, q_camids[sl], g_camids)
             if self.save_ranks:
-                top_k.append(_top_k(dist, self.max_rank))
+                top_k_parts.append(top_k(dist, self.max_rank))
         cmc, mAP, mINP = acc.result()
         results = OrderedDict((f"Rank-{r}", float(cmc[r - 1]) * 100) for r in self.report_ranks if r <= len(cmc))
         results["mAP"] = mAP * 100
         results["mINP"] = mINP * 100
         if self.output_dir and comm.is_main_process():
-            self._write_outputs(cmc, top_k, names, pids, camids, np.asarray(acc.query_ap, dtype=np.float32))
+            self._write_outputs(cmc, top_k_parts, names, pids, camids, np.asarray(acc.query_ap, dtype=np.float32))
         return results
 
     def _distance_chunks(self, qf, gf):
@@ -151,14 +151,14 @@ class ReIDEvaluator(DatasetEvaluator):
         for start in range(0, len(dist), self.chunk_size):
             yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
 
-    def _write_outputs(self, cmc, top_k, names, pids, camids, query_ap):
+    def _write_outputs(self, cmc, top_k_parts, names, pids, camids, query_ap):
         from daaf.utils.visualization import plot_cmc
 
         PathManager.mkdirs(self.output_dir)
         plot_cmc({self.dataset_name or "model": cmc}, os.path.join(self.output_dir, "cmc.png"))
         if self.save_ranks:
-            indices = np.concatenate([t[0] for t in top_k])
-            distances = np.concatenate([t[1] for t in top_k])
+            indices = np.concatenate([t[0] for t in top_k_parts])
+            distances = np.concatenate([t[1] for t in top_k_parts])
             q = self.num_query
             with atomic_write(os.path.join(self.output_dir, "ranks.npz"), "wb") as f:
                 np.savez_compressed(
@@ -176,7 +176,9 @@ class ReIDEvaluator(DatasetEvaluator):
                 )
 
 
-def _top_k(dist: np.ndarray, k: int):
+def top_k(dist: np.ndarray, k: int):
+    """(indices, distances), each (Q, min(k, G)), of the k smallest of each row of (Q, G) ``dist``,
+    smallest first."""
     k = min(k, dist.shape[1])
     part = np.argpartition(dist, k - 1, axis=1)[:, :k]
     part_d = np.take_along_axis(dist, part, axis=1)

@@ -9,7 +9,7 @@ import numpy as np
 from daaf.utils.errors import UserError
 from daaf.utils.file_io import PathManager
 
-__all__ = ["load_ranks", "select_queries", "ranked_gallery"]
+__all__ = ["load_ranks", "select_queries", "ranked_gallery", "ranked_list_figure"]
 
 _KEYS = ("indices", "distances", "query_files", "gallery_files", "query_pids", "gallery_pids", "query_camids", "gallery_camids", "query_ap")
 
@@ -53,3 +53,18 @@ def ranked_gallery(ranks: Dict[str, np.ndarray], query: int, top_k: int):
     keep = ~((ranks["gallery_pids"][idx] == pid) & (ranks["gallery_camids"][idx] == cam))
     idx, dist = idx[keep][:top_k], dist[keep][:top_k]
     return idx, dist, ranks["gallery_pids"][idx] == pid
+
+
+def ranked_list_figure(ranks: Dict[str, np.ndarray], queries: Sequence[int], top_k: int) -> np.ndarray:
+    """An RGB grid with one row per query of ``queries``: the query (labelled with its index and
+    AP) and its ``top_k`` gallery images (:func:`ranked_gallery`), bordered by correctness."""
+    from daaf.data import read_image
+    from daaf.utils.visualization import image_grid, ranked_list_row
+
+    rows = []
+    for q in queries:
+        gallery, distances, correct = ranked_gallery(ranks, q, top_k)
+        images = [read_image(str(ranks["gallery_files"][g])) for g in gallery]
+        label = f"q{q} AP {ranks['query_ap'][q] * 100:.1f}%"
+        rows.append(ranked_list_row(read_image(str(ranks["query_files"][q])), images, distances, correct, label))
+    return image_grid(rows)

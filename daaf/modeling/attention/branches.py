@@ -155,13 +155,18 @@ class PartAttentionBranch(nn.Module):
         """Channels of the source map read by group ``g`` (disjoint, in order)."""
         return slice(g * self.group_channels, (g + 1) * self.group_channels)
 
+    def decode_group(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        """The decoded channels of group ``g`` of the source map ``x`` (the shared decoder, or the
+        group's own): (B, C, h, w) -> (B, decoder channels, h * 2^n, w * 2^n)."""
+        decoder = self.decoders[0] if len(self.decoders) == 1 else self.decoders[g]
+        return decoder(x[:, self.group_slice(g)])
+
     def predict(self, features: dict) -> List[torch.Tensor]:
         """Per group: (B, len(group), h, w) heatmaps, or (B, 3, h, w) stripe images."""
         x = features[self.source]
         outputs = []
         for g, predictor in enumerate(self.predictors):
-            decoder = self.decoders[0] if len(self.decoders) == 1 else self.decoders[g]
-            outputs.append(predictor(decoder(x[:, self.group_slice(g)])))
+            outputs.append(predictor(self.decode_group(x, g)))
         return outputs
 
     def targets(self, batch: dict, output_size) -> List[torch.Tensor]:

@@ -40,9 +40,7 @@ def conv_shuffle_matrix(model, images: torch.Tensor, keypoints: torch.Tensor, al
     model.eval()
     final = model.backbone(model.preprocess_image(images))[pab.source]
     groups = pab.groups
-    decoded = [
-        (pab.decoders[0] if len(pab.decoders) == 1 else pab.decoders[i])(final[:, pab.group_slice(i)]) for i in range(len(groups))
-    ]
+    decoded = [pab.decode_group(final, i) for i in range(len(groups))]
     maps = [[pab.predictors[j](decoded[i]).float().cpu() for j in range(len(groups))] for i in range(len(groups))]
     h, w = maps[0][0].shape[-2:]
     scale = torch.tensor([w / images.shape[-1], h / images.shape[-2]])
