@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Loader throughput: image-only mapper (baselines) vs mapper with mask + keypoints (DAAF),
-measured in the same run on the synthetic persons, 2 workers.
+measured in the same run on the synthetic persons, 2 workers. Also shown: the same loaders as a
+plain torch DataLoader (every batch tensor through its own shared-memory segment), to see what
+ReIDDataLoader's way of moving batches out of the workers saves.
 
-    python benchmarks/bench_loader.py [--batches 40] [--workers 2]
+    python benchmarks/bench_loader.py [--batches 40] [--workers 2] [--rounds 3]
 
-Target: with-labels throughput >= 0.8x image-only.
+Target: with-labels throughput >= 0.8x image-only (both ReIDDataLoader, the loader training uses).
 """
 
 import argparse
@@ -16,12 +18,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from daaf.config import get_cfg  # noqa: E402
-from daaf.data import build_reid_train_loader  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from daaf.data import build_reid_train_loader, reid_collate  # noqa: E402
 from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
 
 
-def throughput(cfg, batches: int) -> float:
+def throughput(cfg, batches: int, plain: bool = False) -> float:
     loader = build_reid_train_loader(cfg)
+    if plain:
+        loader = DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler, num_workers=loader.num_workers,
+                            collate_fn=reid_collate, worker_init_fn=loader.worker_init_fn, drop_last=True)  # fmt: skip
     iterator = iter(loader)
     for _ in range(5):  # worker start-up
         next(iterator)
@@ -46,16 +53,22 @@ def main():
                          "DATALOADER.NUM_WORKERS", str(args.workers), "SOLVER.IMS_PER_BATCH", "64", "SEED", "0"])  # fmt: skip
     labelled = cfg.clone()
     labelled.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]  # makes the loader read masks + keypoints
-    results = {"image only": [], "with mask + keypoints": []}
+    runs = {
+        ("image only", "ReIDDataLoader"): (cfg, False),
+        ("with mask + keypoints", "ReIDDataLoader"): (labelled, False),
+        ("image only", "plain DataLoader"): (cfg, True),
+        ("with mask + keypoints", "plain DataLoader"): (labelled, True),
+    }
+    results = {key: [] for key in runs}
     for _ in range(args.rounds):
-        results["image only"].append(throughput(cfg, args.batches))
-        results["with mask + keypoints"].append(throughput(labelled, args.batches))
+        for key, (run_cfg, plain) in runs.items():
+            results[key].append(throughput(run_cfg, args.batches, plain))
     median = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
-    reference = median["image only"]
-    print(f"\n{'mapper':<24} {'images/s':>10} {'ratio':>7}   (256x128, batch 64, {args.workers} workers, median of {args.rounds})")
-    for name, value in median.items():
-        print(f"{name:<24} {value:10.1f} {value / reference:7.3f}")
-    print("target: with mask + keypoints >= 0.800 x image only")
+    reference = median[("image only", "ReIDDataLoader")]
+    print(f"\n{'mapper':<24} {'loader':<18} {'images/s':>10} {'ratio':>7}   (256x128, batch 64, {args.workers} workers, median of {args.rounds})")
+    for (mapper, loader), value in median.items():
+        print(f"{mapper:<24} {loader:<18} {value:10.1f} {value / reference:7.3f}")
+    print("ratio: against image only with ReIDDataLoader. target: with mask + keypoints >= 0.800 x image only (ReIDDataLoader)")
 
 
 if __name__ == "__main__":

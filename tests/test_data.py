@@ -283,3 +283,49 @@ def test_translate_equals_pad_then_crop():
             assert np.array_equal(t.apply_image(image), expected)
             assert np.array_equal(t.apply_image(image[..., 0]), expected[..., 0])
             np.testing.assert_allclose(t.apply_coords(coords.copy()), coords + [p - x0, p - y0])
+
+
+def test_loader_workers_deliver_the_same_batches_as_in_process_collate(synthetic_root):
+    """Worker processes send small tensors as bytes and masks as bits; what comes out is identical."""
+    from torch.utils.data import DataLoader
+
+    from daaf.data import MappedDataset, ReIDDataLoader
+
+    records = labelled_record(synthetic_root)[:10]
+    records[3]["instance"] = None  # a crop without a person: zero mask, has_label False
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True))
+    expected = list(DataLoader(dataset, batch_size=4, collate_fn=reid_collate))
+    received = list(ReIDDataLoader(dataset, batch_size=4, num_workers=2))
+    assert len(received) == len(expected) == 3
+    for got, want in zip(received, expected):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            if isinstance(value, torch.Tensor):
+                assert isinstance(got[key], torch.Tensor) and got[key].dtype == value.dtype, key
+                assert torch.equal(got[key], value), key
+            else:
+                assert got[key] == value, key
+    assert received[0]["has_label"].tolist() == [True, True, True, False]
+    assert received[0]["masks"].sum() > 0
+    # what really crosses the process boundary: at this size no tensor at all (all under 64 KB),
+    # and the masks as bits
+    wire = next(iter(DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=ReIDDataLoader(dataset).collate_fn)))
+    assert not any(isinstance(v, torch.Tensor) for v in wire.values())
+    assert wire["masks"].bits.nbytes == 4 * 64 * 32 // 8
+
+
+def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root):
+    """Packing to bits is only for 0/1 masks; anything else travels as it is."""
+    from daaf.data import MappedDataset, ReIDDataLoader
+
+    def collate_with_0_255_masks(items):
+        batch = reid_collate(items)
+        batch["masks"] = batch["masks"] * 255
+        return batch
+
+    records = labelled_record(synthetic_root)[:4]
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True))
+    (batch,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=collate_with_0_255_masks))
+    assert set(batch["masks"].unique().tolist()) == {0, 255}
+    (plain,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=list))
+    assert isinstance(plain, list) and len(plain) == 4  # a collate that returns no dict is left alone

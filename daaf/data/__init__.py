@@ -2,6 +2,7 @@
 
 from .build import (
     MappedDataset,
+    ReIDDataLoader,
     attach_labels,
     build_reid_test_loader,
     build_reid_train_loader,

@@ -5,8 +5,9 @@ import logging
 import os
 from typing import List, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from daaf.config import configurable
 from daaf.pseudo_label.label_file import label_file_path, load_label_file, pack_instance
@@ -22,6 +23,7 @@ from .samplers import InferenceSampler, PKSampler
 __all__ = [
     "MappedDataset",
     "reid_collate",
+    "ReIDDataLoader",
     "get_train_records",
     "attach_labels",
     "resolve_labels_dir",
@@ -74,6 +76,74 @@ def reid_collate(items: List[dict]) -> dict:
                 keypoints[i] = items[i]["instances"]["gt_keypoints"][0]
         batch.update(masks=masks, keypoints=keypoints, has_label=has_label)
     return batch
+
+
+class _InlineArray:
+    """A small tensor travelling from a loader worker as pickled bytes. A tensor would travel
+    through its own shared-memory segment, whose set-up costs more than copying a few KB."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.array = tensor.numpy()
+
+    def decode(self) -> torch.Tensor:
+        return torch.from_numpy(self.array)
+
+
+class _PackedMasks:
+    """(B, H, W) 0/1 uint8 masks travelling from a loader worker as bits: 8x fewer bytes to move."""
+
+    __slots__ = ("bits", "width")
+
+    def __init__(self, masks: torch.Tensor):
+        self.bits = np.packbits(masks.numpy(), axis=-1)
+        self.width = masks.shape[-1]
+
+    def decode(self) -> torch.Tensor:
+        return torch.from_numpy(np.unpackbits(self.bits, axis=-1, count=self.width))
+
+
+_INLINE_MAX_BYTES = 64 * 1024
+
+
+class _CollateForTransfer:
+    """Inside a worker process: ``collate`` and put the batch in the form that is cheapest to send to
+    the main process (see :class:`ReIDDataLoader`). In the main process: ``collate`` unchanged."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        if get_worker_info() is None or not isinstance(batch, dict):
+            return batch
+        for key, value in batch.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if key == "masks" and value.dtype == torch.uint8 and value.ndim == 3 and int(value.max()) <= 1:
+                batch[key] = _PackedMasks(value)
+            elif value.numel() * value.element_size() <= _INLINE_MAX_BYTES:
+                batch[key] = _InlineArray(value)
+        return batch
+
+
+class ReIDDataLoader(DataLoader):
+    """A torch DataLoader (same arguments; ``collate_fn`` defaults to :func:`reid_collate`) whose
+    workers send small tensors as bytes and 0/1 masks as bits; the main process turns them back,
+    so it yields exactly the batches of a plain DataLoader. Per batch of 64 at 256x128 this
+    saves about 0.6 ms per small tensor and 1.8 MB of mask copies (benchmarks/bench_loader.py)."""
+
+    def __init__(self, dataset, *, collate_fn=reid_collate, **kwargs):
+        super().__init__(dataset, collate_fn=_CollateForTransfer(collate_fn), **kwargs)
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if isinstance(batch, dict):
+                for key, value in batch.items():
+                    if isinstance(value, (_InlineArray, _PackedMasks)):
+                        batch[key] = value.decode()
+            yield batch
 
 
 def resolve_labels_dir(cfg) -> str:
@@ -146,7 +216,7 @@ def _train_loader_from_config(cfg, mapper=None):
 
 
 @configurable(from_config=_train_loader_from_config)
-def build_reid_train_loader(*, records, mapper, total_batch_size: int, num_instances: int, num_workers: int = 0, seed=None) -> DataLoader:
+def build_reid_train_loader(*, records, mapper, total_batch_size: int, num_instances: int, num_workers: int = 0, seed=None) -> ReIDDataLoader:
     """Infinite P x K training loader of this process's share (total_batch_size / world size).
 
     Returns a DataLoader whose ``dataset.num_classes`` is the number of training identities.
@@ -154,12 +224,11 @@ def build_reid_train_loader(*, records, mapper, total_batch_size: int, num_insta
     world_size = comm.get_world_size()
     sampler = PKSampler([r["pid"] for r in records], total_batch_size, num_instances, seed=seed)
     base_seed = int(sampler.seed) + 7919 * comm.get_rank()
-    return DataLoader(
+    return ReIDDataLoader(
         MappedDataset(records, mapper),
         batch_size=total_batch_size // world_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=reid_collate,
         drop_last=True,
         persistent_workers=num_workers > 0,
         worker_init_fn=functools.partial(_worker_init_fn, base_seed=base_seed) if num_workers > 0 else None,
@@ -172,11 +241,10 @@ def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int 
     dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
     records = [dict(r) for r in dataset.query + dataset.gallery]
     mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
-    loader = DataLoader(
+    loader = ReIDDataLoader(
         MappedDataset(records, mapper),
         batch_size=batch_size or max(cfg.TEST.IMS_PER_BATCH // comm.get_world_size(), 1),
         sampler=InferenceSampler(len(records)),
         num_workers=cfg.DATALOADER.NUM_WORKERS if num_workers is None else num_workers,
-        collate_fn=reid_collate,
     )
     return loader, len(dataset.query)

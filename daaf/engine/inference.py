@@ -142,15 +142,14 @@ def list_image_files(inputs: Sequence[str]) -> List[str]:
 def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, num_workers: int = 0) -> DataLoader:
     """Batches of the test transform (INPUT.SIZE_TEST) of ``paths``, in order; the batch dicts of
     :func:`daaf.data.reid_collate` with pid and camid -1."""
-    from daaf.data import MappedDataset, ReIDDatasetMapper, reid_collate
+    from daaf.data import MappedDataset, ReIDDataLoader, ReIDDatasetMapper
 
     records = [{"file_name": p, "pid": -1, "camid": -1} for p in paths]
-    return DataLoader(
+    return ReIDDataLoader(
         MappedDataset(records, ReIDDatasetMapper(cfg, is_train=False)),
         batch_size=batch_size or cfg.TEST.IMS_PER_BATCH,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=reid_collate,
     )
 
 
