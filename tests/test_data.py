@@ -311,7 +311,7 @@ def test_loader_workers_deliver_the_same_batches_as_in_process_collate(synthetic
     # and the masks as bits
     wire = next(iter(DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=ReIDDataLoader(dataset).collate_fn)))
     assert not any(isinstance(v, torch.Tensor) for v in wire.values())
-    assert wire["masks"].bits.nbytes == 4 * 64 * 32 // 8
+    assert wire["masks"].packed["mask_bits"].nbytes == 4 * 64 * 32 // 8
 
 
 def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root):

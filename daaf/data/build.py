@@ -5,12 +5,11 @@ import logging
 import os
 from typing import List, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from daaf.config import configurable
-from daaf.pseudo_label.label_file import label_file_path, load_label_file, pack_instance
+from daaf.pseudo_label.label_file import label_file_path, load_label_file, pack_instance, pack_mask, unpack_mask
 from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
 from daaf.utils.errors import DatasetError
@@ -94,14 +93,13 @@ class _InlineArray:
 class _PackedMasks:
     """(B, H, W) 0/1 uint8 masks travelling from a loader worker as bits: 8x fewer bytes to move."""
 
-    __slots__ = ("bits", "width")
+    __slots__ = ("packed",)
 
     def __init__(self, masks: torch.Tensor):
-        self.bits = np.packbits(masks.numpy(), axis=-1)
-        self.width = masks.shape[-1]
+        self.packed = pack_mask(masks.numpy())
 
     def decode(self) -> torch.Tensor:
-        return torch.from_numpy(np.unpackbits(self.bits, axis=-1, count=self.width))
+        return torch.from_numpy(unpack_mask(self.packed))
 
 
 _INLINE_MAX_BYTES = 64 * 1024

@@ -5,6 +5,7 @@ The format is in shared/LABELS.md; pycocotools' ``COCO(path)`` loads these files
 """
 
 import json
+import math
 import os
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
@@ -23,6 +24,7 @@ __all__ = [
     "KEYPOINT_FLIP_INDICES",
     "encode_mask",
     "decode_mask",
+    "pack_mask",
     "pack_instance",
     "unpack_mask",
     "make_annotation",
@@ -69,23 +71,27 @@ def decode_mask(rle: dict) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(rle))
 
 
+def pack_mask(mask: np.ndarray) -> dict:
+    """A 0/1 uint8 mask of any shape -> {"mask_bits": its bits, packed (8x fewer bytes),
+    "mask_shape": its shape}; :func:`unpack_mask` turns it back."""
+    return {"mask_bits": np.packbits(mask.reshape(-1)), "mask_shape": tuple(mask.shape)}
+
+
 def pack_instance(annotation: Optional[dict]) -> Optional[dict]:
     """An annotation in the compact form the data loader keeps in memory: the mask decoded once
     and bit-packed (~1 KB for a 128x64 crop), keypoints as a (17, 3) array. None stays None."""
     if annotation is None:
         return None
-    mask = decode_mask(annotation["segmentation"])
     return {
-        "mask_bits": np.packbits(mask.reshape(-1)),
-        "mask_shape": mask.shape,
+        **pack_mask(decode_mask(annotation["segmentation"])),
         "keypoints": np.asarray(annotation["keypoints"], dtype=np.float64).reshape(17, 3),
     }
 
 
-def unpack_mask(instance: dict) -> np.ndarray:
-    """The (H, W) uint8 0/1 mask of a :func:`pack_instance` result."""
-    h, w = instance["mask_shape"]
-    return np.unpackbits(instance["mask_bits"], count=h * w).reshape(h, w)
+def unpack_mask(packed: dict) -> np.ndarray:
+    """The uint8 0/1 mask of a :func:`pack_mask` (or :func:`pack_instance`) result."""
+    shape = packed["mask_shape"]
+    return np.unpackbits(packed["mask_bits"], count=math.prod(shape)).reshape(shape)
 
 
 def make_annotation(
