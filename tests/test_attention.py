@@ -155,6 +155,8 @@ def test_hab_copy_encoder_starts_from_the_backbone_weights_and_shared_has_none()
         ({"MODEL__DAAF__PAB__GROUPS": "coco5"}, "unknown scheme 'coco5'"),
         ({"MODEL__DAAF__HAB__ENCODER": "clone"}, "expected 'copy' or 'shared'"),
         ({"MODEL__DAAF__DECODER__KERNEL_SIZE": 1}, "cannot upsample exactly 2x"),
+        ({"MODEL__DAAF__HAB__SOURCE": "res9"}, r"MODEL.DAAF.HAB.SOURCE: 'res9' is not a stage of the backbone \(\['stem'"),
+        ({"MODEL__DAAF__PAB__SOURCE": "conv1"}, "MODEL.DAAF.PAB.SOURCE: 'conv1' is not a stage of the backbone"),
     ],
 )
 def test_invalid_daaf_configs_fail_clearly(overrides, message):

@@ -59,7 +59,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     """Attention maps (Grad-CAM, and HAB/PAB outputs for DAAF) of 6 query crops and the 6 worst
     ranked lists of ``output_dir``'s model. Returns {picture kind: path}."""
     from daaf.data import get_dataset
-    from daaf.engine.inference import build_image_list_loader, inference_config, load_inference_model
+    from daaf.engine.inference import inference_config, load_inference_model, read_test_images
     from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
     from daaf.utils.attention_maps import attention_figure
     from daaf.utils.visualization import save_image
@@ -69,8 +69,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     model = load_inference_model(cfg, keep_branches=True)
     query = get_dataset(DATASET, cfg.DATASETS.ROOT, log=False).query
     paths = [r["file_name"] for r in query[:: max(len(query) // 6, 1)][:6]]
-    batch = next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))
-    grid, _ = attention_figure(model, batch["images"], stage="stem", branches=bool(cfg.MODEL.DAAF.BRANCHES))
+    grid, _ = attention_figure(model, read_test_images(cfg, paths), stage="stem", branches=bool(cfg.MODEL.DAAF.BRANCHES))
     pictures = {"attention": os.path.join(out_root, f"attention_{tag}.png")}
     save_image(pictures["attention"], grid)
 

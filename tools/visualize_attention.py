@@ -19,11 +19,11 @@ import torch  # noqa: E402
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
 from daaf.engine.inference import (  # noqa: E402
-    build_image_list_loader,
     inference_argument_parser,
     inference_config,
     list_image_files,
     load_inference_model,
+    read_test_images,
 )
 from daaf.utils.attention_maps import attention_figure  # noqa: E402
 from daaf.utils.visualization import save_image  # noqa: E402
@@ -33,8 +33,7 @@ def main(args):
     cfg = inference_config(args.config_file, args.opts)
     paths = list_image_files(args.input)[: args.num_images]
     model = load_inference_model(cfg, keep_branches=True)
-    batch = next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))
-    grid, names = attention_figure(model, batch["images"], stage=args.stage, branches=args.branches)
+    grid, names = attention_figure(model, read_test_images(cfg, paths), stage=args.stage, branches=args.branches)
     save_image(args.output, grid)
     print(f"{len(paths)} images x [{', '.join(['input'] + names)}] drawn in {args.output}")
 

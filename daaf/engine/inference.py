@@ -24,6 +24,7 @@ __all__ = [
     "load_inference_model",
     "list_image_files",
     "build_image_list_loader",
+    "read_test_images",
     "extract_features",
     "image_features",
     "test_time_crops",
@@ -151,6 +152,11 @@ def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, n
         shuffle=False,
         num_workers=num_workers,
     )
+
+
+def read_test_images(cfg, paths: Sequence[str]) -> torch.Tensor:
+    """(N, 3, H, W) uint8: the images ``paths`` name, in order, through the test transform."""
+    return next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))["images"]
 
 
 def test_time_crops(cfg) -> list:

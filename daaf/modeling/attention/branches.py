@@ -16,6 +16,12 @@ from .targets import keypoint_heatmaps, masked_squared_error, part_image_targets
 __all__ = ["HumanAttentionBranch", "PartAttentionBranch"]
 
 
+def _check_stage(shapes: dict, stage: str, key: str) -> None:
+    """ConfigError naming config ``key`` unless ``stage`` is one of the backbone's ``shapes``."""
+    if stage not in shapes:
+        raise ConfigError(f"{key}: '{stage}' is not a stage of the backbone ({list(shapes)})")
+
+
 def _has_label(batch: dict) -> torch.Tensor:
     if "has_label" not in batch:
         raise ConfigError("DAAF attention branches need person labels: the batch has none (is DATASETS.LABELS_DIR right?)")
@@ -50,8 +56,7 @@ class HumanAttentionBranch(nn.Module):
         hab = cfg.MODEL.DAAF.HAB
         shapes = backbone.output_shape()
         if hab.ENCODER == "copy":
-            if hab.SOURCE not in shapes:
-                raise ConfigError(f"MODEL.DAAF.HAB.SOURCE: '{hab.SOURCE}' is not a stage of the backbone ({list(shapes)})")
+            _check_stage(shapes, hab.SOURCE, "MODEL.DAAF.HAB.SOURCE")
             source, encoder = hab.SOURCE, backbone.stages_after(hab.SOURCE)
         elif hab.ENCODER == "shared":
             source, encoder = "res5", None
@@ -130,8 +135,7 @@ class PartAttentionBranch(nn.Module):
     def from_config(cls, cfg, backbone):
         pab = cfg.MODEL.DAAF.PAB
         shapes = backbone.output_shape()
-        if pab.SOURCE not in shapes:
-            raise ConfigError(f"MODEL.DAAF.PAB.SOURCE: '{pab.SOURCE}' is not a stage of the backbone ({list(shapes)})")
+        _check_stage(shapes, pab.SOURCE, "MODEL.DAAF.PAB.SOURCE")
         channels = shapes[pab.SOURCE].channels
         groups = resolve_keypoint_groups(pab.GROUPS, pab.GROUP_LIST, channels)
         group_channels = channels // len(groups)

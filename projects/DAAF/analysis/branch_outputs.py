@@ -16,11 +16,11 @@ sys.path.insert(0, REPO)
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
 from daaf.engine.inference import (  # noqa: E402
-    build_image_list_loader,
     inference_argument_parser,
     inference_config,
     list_image_files,
     load_inference_model,
+    read_test_images,
 )
 from daaf.utils.attention_maps import branch_predictions, draw_attention_grid  # noqa: E402
 from daaf.utils.errors import UserError  # noqa: E402
@@ -33,9 +33,9 @@ def main(args):
         raise UserError(f"{args.config_file}: MODEL.DAAF.BRANCHES is empty; give the DAAF config the checkpoint was trained with")
     paths = list_image_files(args.input)[: args.num_images]
     model = load_inference_model(cfg, keep_branches=True)
-    batch = next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths))))
-    maps = branch_predictions(model, batch["images"])
-    save_image(args.output, draw_attention_grid(batch["images"], maps))
+    images = read_test_images(cfg, paths)
+    maps = branch_predictions(model, images)
+    save_image(args.output, draw_attention_grid(images, maps))
     print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
 
 
