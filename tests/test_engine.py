@@ -150,6 +150,22 @@ def test_two_process_gloo_ddp_gives_disjoint_shards_and_identical_weights(tiny_c
     assert not torch.equal(r0["weight"], toy_components.ToyReIDNet(cfg).fc.weight)  # a step was taken
 
 
+def test_destroy_process_groups_forgets_cached_groups_so_a_new_group_can_start():
+    import torch.distributed as dist
+
+    from daaf.engine.launch import _find_free_port
+    from daaf.utils import comm
+
+    for _ in range(2):  # the second round fails if the first left a cached local group behind
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_find_free_port()}", world_size=1, rank=0)
+        comm.create_local_process_group(1)
+        assert comm._cpu_group() is dist.group.WORLD and comm._LOCAL_PROCESS_GROUP is not None
+        comm.destroy_process_groups()
+        assert not dist.is_initialized() and comm._LOCAL_PROCESS_GROUP is None
+        assert comm._cpu_group.cache_info().currsize == 0
+    comm.destroy_process_groups()  # nothing initialised: a no-op
+
+
 def test_train_net_under_torchrun(tiny_cfg, tmp_path):
     out = tmp_path / "torchrun"
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",

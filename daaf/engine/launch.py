@@ -56,7 +56,7 @@ def launch(
     """
     if _launched_by_torchrun():
         _init_from_env(timeout)
-        return main_func(*args)
+        return _run_then_destroy_process_groups(main_func, args)
 
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
@@ -107,11 +107,19 @@ def _distributed_worker(
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     comm.synchronize()
+    _run_then_destroy_process_groups(main_func, args)
+
+
+def _run_then_destroy_process_groups(main_func, args):
+    """``main_func(*args)``, then tear the process groups down on every way out."""
     try:
-        main_func(*args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        result = main_func(*args)
+    except BaseException:
+        # Peers may be gone or stuck; a barrier here could hang until the timeout.
+        comm.destroy_process_groups(wait_for_peers=False)
+        raise
+    comm.destroy_process_groups()
+    return result
 
 
 def run_reporting_user_errors(main_func, *args):

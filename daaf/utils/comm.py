@@ -37,6 +37,24 @@ def create_local_process_group(num_workers_per_machine: int) -> None:
             _LOCAL_PROCESS_GROUP = group
 
 
+def destroy_process_groups(wait_for_peers: bool = True) -> None:
+    """Tear down all process groups and forget the cached ones; first wait for every rank
+    unless ``wait_for_peers`` is False (after an error, when peers may be gone).
+
+    The barrier keeps a rank that finished early (e.g. a non-destination rank of ``gather``) from
+    closing its connections while a peer still uses them; dropping the cached groups lets their
+    C++ objects go before interpreter shutdown (gloo aborts the process when its threads are
+    destroyed that late)."""
+    global _LOCAL_PROCESS_GROUP
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if wait_for_peers:
+        synchronize()
+    dist.destroy_process_group()
+    _LOCAL_PROCESS_GROUP = None
+    _cpu_group.cache_clear()
+
+
 def get_local_rank() -> int:
     """Rank of this process among those of its machine."""
     if get_world_size() == 1:
