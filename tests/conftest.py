@@ -10,6 +10,46 @@ for path in (REPO, TESTS):
         sys.path.insert(0, path)
 
 
+def _detectron2_import_error():
+    """None when detectron2 imports, else why it does not."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError as e:
+        return str(e)
+    return None
+
+
+DETECTRON2_MISSING_REASON = (
+    "detectron2 is not installed (optional; bash tools/install_detectron2.sh builds it into the environment)"
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "detectron2: needs detectron2; skipped without it, unless DAAF_REQUIRE_DETECTRON2=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``detectron2`` when it does not import; with DAAF_REQUIRE_DETECTRON2=1
+    (CI, after building it) stop instead, so that a broken build cannot pass as skips."""
+    needing = [item for item in items if item.get_closest_marker("detectron2")]
+    if not needing:
+        return
+    error = _detectron2_import_error()
+    if error is None:
+        return
+    if os.environ.get("DAAF_REQUIRE_DETECTRON2") == "1":
+        raise pytest.UsageError(f"DAAF_REQUIRE_DETECTRON2=1 but detectron2 does not import ({error}); {len(needing)} tests need it")
+    for item in needing:
+        item.add_marker(pytest.mark.skip(reason=DETECTRON2_MISSING_REASON))
+
+
+@pytest.fixture
+def hide_detectron2(monkeypatch):
+    """detectron2 hidden in this process, as on a machine without it: every ``import detectron2``
+    raises ModuleNotFoundError (tests/without_detectron2.py does the same for subprocesses)."""
+    monkeypatch.setitem(sys.modules, "detectron2", None)
+
+
 def tiny_synthetic_config(**overrides):
     from daaf.data.synthetic import SyntheticConfig
 

@@ -101,7 +101,13 @@ def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_
     env = dict(os.environ, TOY_SLEEP="0.05")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (out / "model_0000009.pth").exists():
+    tag = out / "last_checkpoint"
+    # The tag is written after the checkpoint's rename: wait for the tag, which is what resume reads.
+    def tagged_iteration():
+        name = tag.read_text() if tag.exists() else ""
+        return int(name[6:13]) if name.startswith("model_0") else -1
+
+    while tagged_iteration() < 9:
         assert proc.poll() is None and time.time() < deadline, "training ended before its second checkpoint"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)

@@ -6,6 +6,7 @@ the real one when detectron2 is installed."""
 import glob
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -171,6 +172,29 @@ def test_partial_progress_of_other_labeler_settings_is_refused(tiny_cfg, tmp_pat
     assert partial.exists()  # the user's partial progress is not thrown away
 
 
+def test_an_exception_inside_the_labeler_is_one_line_and_the_saved_progress_resumes(tiny_cfg, tmp_path, monkeypatch):
+    from daaf.pseudo_label.runner import labeling_targets
+
+    extra = {"PSEUDO_LABEL.SPLITS": "['query']", "PSEUDO_LABEL.BATCH_SIZE": "1"}
+    cfg = labelling_cfg(tiny_cfg, tmp_path / "labels", **extra)
+    ((_, _, records, path),) = labeling_targets(cfg)
+    monkeypatch.setattr(toy_components.ToyPersonLabeler, "calls", 0)
+    monkeypatch.setenv("TOY_LABEL_FAIL_CALL", "5")
+    with pytest.raises(UserError) as info:
+        pseudo_label_from_config(cfg)
+    assert str(info.value) == (
+        f"labeler ToyPersonLabeler failed on {records[4]['file_name']}: AssertionError: no message "
+        "(images labelled before it are saved; a re-run goes on from there)"
+    )
+    partial = path + ".partial-rank0.jsonl"
+    assert not os.path.exists(path) and open(partial).read().count("\n") == 1 + 4  # header + 4 images
+
+    monkeypatch.delenv("TOY_LABEL_FAIL_CALL")
+    pseudo_label_from_config(cfg)
+    pseudo_label_from_config(labelling_cfg(tiny_cfg, tmp_path / "reference", **extra))
+    assert file_content(path) == file_content(tmp_path / "reference" / os.path.basename(path))
+
+
 def _pseudo_label_args(tiny_cfg, labels_dir):
     return [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--pseudo-label",
             "MODEL.DEVICE", "cpu", "IMPORTS", f"['{TOY_MODULE}']", "PSEUDO_LABEL.NAME", "ToyPersonLabeler",
@@ -242,7 +266,9 @@ def test_daaf_training_without_labels_or_labeler_names_the_command(tiny_cfg, tmp
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: label file ") and "SyntheticPersons_train.json not found" in error
     assert "no labeler is available" in error
-    assert "tools/train_net.py --config-file " + args[3] + " --pseudo-label" in error
+    # the command that makes the labels repeats the user's overrides, so they land where training reads them
+    assert error.endswith(shlex.join(["python", "tools/train_net.py", "--config-file", args[3], "--pseudo-label", *args[4:]]))
+    assert f"DATASETS.LABELS_DIR {tmp_path / 'labels'}" in error
     assert "Traceback" not in result.stderr
 
     result = subprocess.run(args + ["PSEUDO_LABEL.AUTO", "False"], capture_output=True, text=True, timeout=300)

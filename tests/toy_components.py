@@ -46,7 +46,8 @@ if "ToyReIDNet" not in META_ARCH_REGISTRY:
 # ---- a test-double person labeler (PSEUDO_LABEL.NAME ToyPersonLabeler) ----
 # Deterministic per image: the person is whatever differs from the border colour. Environment:
 # TOY_LABEL_SLEEP (seconds per batch, to kill a run mid-way), TOY_LABEL_LOG (a file to which each
-# call appends the number of images it labelled).
+# call appends the number of images it labelled), TOY_LABEL_FAIL_CALL (the call, counted from 1 in
+# this process, that raises a bare AssertionError).
 import numpy as np  # noqa: E402
 
 from daaf.pseudo_label import PSEUDO_LABELER_REGISTRY, PersonLabel, PersonLabeler  # noqa: E402
@@ -64,7 +65,12 @@ if "ToyPersonLabeler" not in PSEUDO_LABELER_REGISTRY:
         def info(self):
             return {"keypoint_thresh": self.keypoint_thresh, "min_area": self.min_area}
 
+        calls = 0
+
         def __call__(self, images):
+            ToyPersonLabeler.calls += 1
+            if str(ToyPersonLabeler.calls) == os.environ.get("TOY_LABEL_FAIL_CALL"):
+                raise AssertionError()  # as a bare assert in detectron2 fails: no message
             if os.environ.get("TOY_LABEL_SLEEP"):
                 time.sleep(float(os.environ["TOY_LABEL_SLEEP"]))
             if os.environ.get("TOY_LABEL_LOG"):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Export the inference network of a trained model: exactly the base network (a DAAF checkpoint
 loses its training-only branches), to ONNX (dynamic batch; input "images" (B, 3, H, W) float RGB
-0-255 at INPUT.SIZE_TEST, output "features") and TorchScript. Each file is checked against PyTorch
+0-255 at INPUT.SIZE_TEST, output "features") and TorchScript; with --format detectron2, a detectron2
+backbone's weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it). Each file is checked against PyTorch
 on a batch of another size than the export's (max abs difference <= --tolerance, else exit 1).
 
     python tools/export_model.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
@@ -17,7 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from daaf.engine import run_reporting_user_errors  # noqa: E402
 from daaf.engine.export import (  # noqa: E402
     ExportableReID,
+    detectron2_max_abs_diff,
     example_images,
+    export_detectron2_backbone,
     export_onnx,
     export_torchscript,
     onnx_max_abs_diff,
@@ -30,6 +33,8 @@ from daaf.utils.file_io import atomic_write  # noqa: E402
 EXPORTERS = {
     "onnx": ("model.onnx", lambda m, p, h, w, opset: export_onnx(m, p, h, w, opset=opset), onnx_max_abs_diff),
     "torchscript": ("model.ts", lambda m, p, h, w, opset: export_torchscript(m, p, h, w), torchscript_max_abs_diff),
+    # the backbone alone, for detectron2's DetectionCheckpointer (MODEL.BACKBONE.NAME build_detectron2_backbone)
+    "detectron2": ("backbone_detectron2.pth", lambda m, p, h, w, opset: export_detectron2_backbone(m, p), detectron2_max_abs_diff),
 }
 
 

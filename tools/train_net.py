@@ -41,7 +41,7 @@ def main(args):
         model = DefaultTrainer.build_model(cfg)
         DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return DefaultTrainer.test(cfg, model)
-    ensure_train_labels(cfg, config_file=args.config_file)
+    ensure_train_labels(cfg, config_file=args.config_file, opts=args.opts or ())
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()

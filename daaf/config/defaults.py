@@ -125,7 +125,8 @@ _C.DATASETS.ROOT = ""
 # Your own datasets as "Name=path" entries (see daaf/data/datasets/custom.py); the names can then
 # be used in TRAIN / TEST.
 _C.DATASETS.CUSTOM = []
-# Where person-label files live. Empty: <ROOT>/daaf_labels.
+# Where person-label files live. Empty: <ROOT>/daaf_labels; a relative path is under the datasets
+# root (like the dataset folders); an absolute path is used as it is.
 _C.DATASETS.LABELS_DIR = ""
 
 # ---------------------------------------------------------------------------------------------

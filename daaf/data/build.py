@@ -145,8 +145,10 @@ class ReIDDataLoader(DataLoader):
 
 
 def resolve_labels_dir(cfg) -> str:
-    """DATASETS.LABELS_DIR, or <datasets root>/daaf_labels."""
-    return cfg.DATASETS.LABELS_DIR or os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), "daaf_labels")
+    """Where the label files are: <datasets root>/daaf_labels when DATASETS.LABELS_DIR is empty,
+    <datasets root>/LABELS_DIR when it is relative (as dataset folders are), else LABELS_DIR."""
+    # os.path.join keeps an absolute LABELS_DIR as it is
+    return os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), cfg.DATASETS.LABELS_DIR or "daaf_labels")
 
 
 def attach_labels(records: List[dict], label_file: str) -> None:

@@ -10,7 +10,16 @@ from torch import nn
 from daaf.utils.errors import UserError
 from daaf.utils.file_io import atomic_write
 
-__all__ = ["ExportableReID", "example_images", "export_onnx", "export_torchscript", "onnx_max_abs_diff", "torchscript_max_abs_diff"]
+__all__ = [
+    "ExportableReID",
+    "detectron2_max_abs_diff",
+    "example_images",
+    "export_detectron2_backbone",
+    "export_onnx",
+    "export_torchscript",
+    "onnx_max_abs_diff",
+    "torchscript_max_abs_diff",
+]
 
 
 class ExportableReID(nn.Module):
@@ -72,3 +81,44 @@ def torchscript_max_abs_diff(path: str, model: ExportableReID, images: torch.Ten
         warnings.simplefilter("ignore")
         loaded = torch.jit.load(path)
         return float((loaded(images) - model(images)).abs().max())
+
+
+def _detectron2_adapter(model: ExportableReID):
+    from daaf.modeling.backbones.detectron2_adapter import Detectron2BackboneAdapter
+
+    backbone = model.model.backbone
+    if not isinstance(backbone, Detectron2BackboneAdapter):
+        raise UserError(
+            f"--format detectron2 needs a detectron2 backbone (MODEL.BACKBONE.NAME build_detectron2_backbone); "
+            f"this model's is {type(backbone).__name__}"
+        )
+    return backbone
+
+
+def export_detectron2_backbone(model: ExportableReID, path: str) -> None:
+    """Write the backbone of ``model`` (a detectron2 backbone) as a .pth that detectron2's
+    ``DetectionCheckpointer`` loads, atomically; see ``Detectron2BackboneAdapter.detectron2_checkpoint``."""
+    checkpoint = _detectron2_adapter(model).detectron2_checkpoint()
+    with atomic_write(path, "wb") as f:
+        torch.save(checkpoint, f)
+
+
+def detectron2_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:
+    """Max |features of a fresh copy of the detectron2 backbone that detectron2's
+    DetectionCheckpointer loaded from ``path`` - the model's backbone features|, over every stage,
+    for a (B, 3, H, W) float 0-255 batch (normalised as the model does)."""
+    import copy
+
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    adapter = _detectron2_adapter(model)
+    fresh = copy.deepcopy(adapter.body)
+    with torch.no_grad():  # so that nothing of the original survives unless the file restores it
+        for tensor in fresh.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.zero_()
+    DetectionCheckpointer(fresh).load(path)
+    normalised = model.model.preprocess_image(images)
+    with torch.no_grad():
+        expected, loaded = adapter.body.eval()(normalised), fresh.eval()(normalised)
+    return max(float((loaded[k] - expected[k]).abs().max()) for k in expected)

@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import shlex
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -110,6 +111,29 @@ def _entry(record: dict, image: np.ndarray, person: Optional[PersonLabel]) -> di
     return {"file_name": record["relpath"], "height": int(image.shape[0]), "width": int(image.shape[1]), "annotation": annotation}
 
 
+def _label_batch(labeler: PersonLabeler, labeler_name: str, records: Sequence[dict], batch: list) -> list:
+    """``labeler`` on the images of ``batch`` ([(index, image, None)]); an exception inside the
+    labeler becomes a one-line UserError naming the labeler, the image and the cause."""
+    try:
+        return labeler([image for _, image, _ in batch])
+    except Exception as batch_error:
+        culprit, cause = None, batch_error
+        for item in batch if len(batch) > 1 else ():  # the image that fails on its own, if one does
+            try:
+                labeler([item[1]])
+            except Exception as e:
+                culprit, cause = item, e
+                break
+        where = records[culprit[0] if culprit else batch[0][0]]["file_name"]
+        if culprit is None and len(batch) > 1:
+            where = f"a batch of {len(batch)} images starting with {where}"
+        message = " ".join(str(cause).split())[:300] or "no message"
+        raise UserError(
+            f"labeler {labeler_name} failed on {where}: {type(cause).__name__}: {message} "
+            "(images labelled before it are saved; a re-run goes on from there)"
+        ) from cause
+
+
 def label_records(
     labeler: PersonLabeler,
     records: Sequence[dict],
@@ -162,7 +186,7 @@ def label_records(
             for _, _, error in batch:
                 if error is not None:
                     raise DatasetError(error)
-            people = labeler([image for _, image, _ in batch])
+            people = _label_batch(labeler, labeler_name, records, batch)
             if len(people) != len(batch):
                 raise RuntimeError(f"labeler {labeler_name} returned {len(people)} results for {len(batch)} images")
             lines = [json.dumps(_entry(records[i], image, person)) for (i, image, _), person in zip(batch, people)]
@@ -284,9 +308,11 @@ def pseudo_label_from_config(cfg) -> Dict[str, dict]:
     return _label_targets(cfg, build_pseudo_labeler(cfg), targets)
 
 
-def ensure_train_labels(cfg, config_file: str = "") -> None:
+def ensure_train_labels(cfg, config_file: str = "", opts: Sequence[str] = ()) -> None:
     """Before training a DAAF config: generate missing training label files with PSEUDO_LABEL.NAME
-    (PSEUDO_LABEL.AUTO), or stop with one line naming the command that makes them."""
+    (PSEUDO_LABEL.AUTO), or stop with one line naming the command that makes them: the training
+    command's ``config_file`` and KEY VALUE ``opts`` with --pseudo-label, so the labels land where
+    this config reads them."""
     if not cfg.MODEL.DAAF.BRANCHES:
         return
     labels_dir = resolve_labels_dir(cfg)
@@ -294,7 +320,10 @@ def ensure_train_labels(cfg, config_file: str = "") -> None:
     if not missing:
         return
     first = label_file_path(labels_dir, missing[0], "train")
-    command = f"python tools/train_net.py --config-file {config_file or '<your config>'} --pseudo-label"
+    command = " ".join(
+        ["python tools/train_net.py --config-file", shlex.quote(config_file) if config_file else "<your config>", "--pseudo-label"]
+        + [shlex.quote(str(o)) for o in opts]
+    )
     if not cfg.PSEUDO_LABEL.AUTO:
         raise UserError(f"label file {first} not found (DAAF branches need person labels); make it with: {command}")
     try:

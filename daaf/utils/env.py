@@ -14,8 +14,9 @@ import torch
 from .errors import ConfigError, UserError
 
 DETECTRON2_INSTALL_HINT = (
-    "detectron2 is not installed; install it from its repository: "
-    "python -m pip install 'git+https://github.com/facebookresearch/detectron2.git'"
+    "detectron2 is not installed; build it from its repository: bash tools/install_detectron2.sh "
+    "(in a DAAF-ReID checkout), or python -m pip install --no-build-isolation "
+    "'git+https://github.com/facebookresearch/detectron2.git'"
 )
 
 

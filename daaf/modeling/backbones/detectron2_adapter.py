@@ -25,6 +25,7 @@ from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
 
 __all__ = ["Detectron2BackboneAdapter", "build_detectron2_backbone"]
 
+
 class Detectron2BackboneAdapter(Backbone):
     """Wraps a detectron2 ``Backbone``; forward returns its output features by name."""
 
@@ -38,6 +39,19 @@ class Detectron2BackboneAdapter(Backbone):
 
     def output_shape(self):
         return dict(self._shapes)
+
+    def detectron2_checkpoint(self) -> dict:
+        """The wrapped backbone's weights as detectron2's ``DetectionCheckpointer`` reads a .pth:
+        ``{"model": state dict under detectron2's own names, "__author__", "matching_heuristics"}``.
+
+        The names are those of the detectron2 backbone itself (``stem.conv1.weight``, ...), so it
+        loads into the same backbone as it is; ``matching_heuristics`` lets detectron2 match them by
+        suffix, so the same file initialises the bottom-up ResNet of a detectron2 FPN model too.
+        (A DAAF-ReID training checkpoint cannot serve: its names carry the ``backbone.body.``
+        prefix, and a HAB copy encoder holds a second ``res3..res5`` that makes suffixes ambiguous.)
+        """
+        state = {name: tensor.detach().cpu().clone() for name, tensor in self.body.state_dict().items()}
+        return {"model": state, "__author__": "DAAF-ReID", "matching_heuristics": True}
 
     def stages_after(self, name: str) -> nn.Module:
         names = list(getattr(self.body, "stage_names", ()))

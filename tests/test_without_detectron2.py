@@ -1,0 +1,52 @@
+"""What a user without detectron2 gets, checked whether or not detectron2 is installed here: each
+command runs in a process where detectron2 is hidden (tests/without_detectron2.py)."""
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import DETECTRON2_MISSING_REASON
+from daaf.utils.env import DETECTRON2_INSTALL_HINT
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HIDE = os.path.join(REPO, "tests", "without_detectron2.py")
+DETECTRON2_TEST_FILES = ["tests/test_detectron2_labeler.py", "tests/test_detectron2_backbone.py"]
+
+
+def run_hidden(*argv, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "DAAF_REQUIRE_DETECTRON2"}
+    environment.update(env)
+    return subprocess.run([sys.executable, HIDE, *argv], capture_output=True, text=True, timeout=300, env=environment, cwd=REPO)
+
+
+def test_pseudo_label_without_detectron2_is_one_line_naming_the_install_command(synthetic_root, tmp_path):
+    result = run_hidden("tools/train_net.py", "--config-file", "configs/PseudoLabel/SyntheticPersons.yaml", "--pseudo-label",
+                        "DATASETS.ROOT", synthetic_root, "DATASETS.LABELS_DIR", str(tmp_path / "labels"), "OUTPUT_DIR", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == f"error: PSEUDO_LABEL.NAME Detectron2Labeler: {DETECTRON2_INSTALL_HINT}"
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "labels").exists() or not os.listdir(tmp_path / "labels")
+
+
+def test_detectron2_tests_are_skipped_with_the_reason_and_the_others_pass(request):
+    marked = sum(
+        1 for item in request.session.items
+        if item.get_closest_marker("detectron2") and os.path.relpath(str(item.fspath), REPO) in DETECTRON2_TEST_FILES
+    )  # fmt: skip
+    result = run_hidden("-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *DETECTRON2_TEST_FILES)
+    assert result.returncode == 0, result.stdout[-3000:]
+    skip_lines = re.findall(r"^SKIPPED \[(\d+)\] (\S+): (.*)$", result.stdout, flags=re.M)
+    assert skip_lines and all(reason == DETECTRON2_MISSING_REASON for _, _, reason in skip_lines)
+    summary = re.search(r"(\d+) passed, (\d+) skipped", result.stdout)
+    assert summary, result.stdout[-2000:]
+    passed, skipped = map(int, summary.groups())
+    if marked:  # this session collected those files: the hidden run skips exactly their marked tests
+        assert skipped == marked
+    assert skipped == sum(int(n) for n, _, _ in skip_lines) and passed >= 3  # the tests of what a user without it gets
+
+
+def test_required_detectron2_that_does_not_import_stops_the_test_run():
+    result = run_hidden("-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", DETECTRON2_TEST_FILES[0], DAAF_REQUIRE_DETECTRON2="1")
+    assert result.returncode == 4  # pytest's usage error
+    assert "DAAF_REQUIRE_DETECTRON2=1 but detectron2 does not import" in result.stdout + result.stderr
