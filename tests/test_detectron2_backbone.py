@@ -95,3 +95,20 @@ def test_detectron2_export_of_another_backbone_is_a_one_line_error(tiny_cfg, tmp
     with pytest.raises(UserError, match="--format detectron2 needs a detectron2 backbone .* this model's is ResNet"):
         export_detectron2_backbone(ExportableReID(build_model(tiny_cfg)), str(tmp_path / "b.pth"))
     assert not (tmp_path / "b.pth").exists()
+
+
+@pytest.mark.detectron2
+def test_pretrain_without_a_path_warns_and_an_unreachable_path_is_one_line(tmp_path, caplog):
+    import logging
+
+    daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
+    daaf_logger.addHandler(caplog.handler)
+    try:
+        build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18, MODEL__BACKBONE__PRETRAIN=True, MODEL__BACKBONE__PRETRAIN_PATH=""))
+    finally:
+        daaf_logger.removeHandler(caplog.handler)
+    assert "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: detectron2's backbone stays randomly initialised" in caplog.text
+    for path in (str(tmp_path / "R-18.pkl"), "http://127.0.0.1:9/R-18.pkl"):
+        with pytest.raises(UserError) as info:
+            build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18, MODEL__BACKBONE__PRETRAIN=True, MODEL__BACKBONE__PRETRAIN_PATH=path))
+        assert str(info.value).startswith(f"MODEL.BACKBONE.PRETRAIN_PATH: cannot load weights '{path}' (") and "\n" not in str(info.value)

@@ -189,3 +189,20 @@ def test_unknown_model_zoo_config_is_named():
                          "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", "x.pkl"])  # fmt: skip
     with pytest.raises(UserError, match="'COCO-Keypoints/nope.yaml' is neither a file nor a config of detectron2's model zoo"):
         build_pseudo_labeler(cfg)
+
+
+@pytest.mark.detectron2
+@pytest.mark.parametrize("mask_weights", ["missing.pkl", "http://127.0.0.1:9/mask_rcnn.pkl"], ids=["file", "url"])
+def test_unreachable_weights_fail_before_any_model_is_built(detecting_weights, tmp_path, monkeypatch, mask_weights):
+    from daaf.pseudo_label import detectron2_labeler
+
+    built = []
+    monkeypatch.setattr(detectron2_labeler, "build_detectron2_model", lambda *a, **k: built.append(a))
+    weights = mask_weights if "://" in mask_weights else str(tmp_path / mask_weights)
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", detecting_weights["kp"],
+                         "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS", weights])  # fmt: skip
+    with pytest.raises(UserError) as info:
+        build_pseudo_labeler(cfg)
+    assert str(info.value).startswith(f"PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS: cannot load weights '{weights}' (")
+    assert "\n" not in str(info.value) and built == []

@@ -332,3 +332,12 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path):
     missing = subprocess.run([sys.executable, os.path.join(REPO, "tools", "check_labels.py"), str(tmp_path / "nope.json"), truth_path],
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: label file not found: {tmp_path / 'nope.json'}"
+
+
+def test_labelling_speed_reads_as_images_per_second_or_seconds_per_image():
+    from daaf.pseudo_label.runner import format_speed, format_summary
+
+    assert format_speed(12.34) == "12.3 img/s" and format_speed(1 / 9.0) == "9.00 s/img" and format_speed(float("nan")) == "-"
+    table = format_summary({"Market1501_train": {"images": 10, "labelled": 9, "images_per_s": 0.111}})
+    header, _, row = table.splitlines()
+    assert header.split(" | ")[-1].strip() == "speed" and row.split(" | ")[-1].strip() == "9.01 s/img"

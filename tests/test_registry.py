@@ -1,3 +1,4 @@
+import logging
 import textwrap
 
 import pytest
@@ -68,7 +69,7 @@ def test_unknown_registered_name_lists_key_and_known_names():
     cfg.MODEL.BACKBONE.NAME = "NoSuchBackbone"
     with pytest.raises(ConfigError) as info:
         build_model(cfg)
-    assert "MODEL.BACKBONE.NAME" in str(info.value) and "build_resnet_backbone" in str(info.value)
+    assert "MODEL.BACKBONE.NAME" in str(info.value) and "build_daaf_resnet_backbone" in str(info.value)
 
 
 def test_missing_import_is_a_config_error(tmp_path):
@@ -76,3 +77,24 @@ def test_missing_import_is_a_config_error(tmp_path):
         import_user_modules(["no_such_module_xyz"])
     with pytest.raises(ConfigError, match="missing.py"):
         import_user_modules([str(tmp_path / "missing.py")])
+
+
+def test_the_old_name_of_the_resnet_backbone_still_works_with_a_deprecation_line(caplog):
+    from daaf.modeling.backbones import ResNet
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False",
+                         "MODEL.BACKBONE.NAME", "build_resnet_backbone"])  # fmt: skip
+    daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
+    daaf_logger.addHandler(caplog.handler)
+    try:
+        model = build_model(cfg)
+    finally:
+        daaf_logger.removeHandler(caplog.handler)
+    assert type(model.backbone) is ResNet
+    assert "MODEL.BACKBONE.NAME: 'build_resnet_backbone' is deprecated; it is now 'build_daaf_resnet_backbone'" in caplog.text
+    # the alias is not listed among the registered names
+    cfg.MODEL.BACKBONE.NAME = "NoSuchBackbone"
+    with pytest.raises(ConfigError) as info:
+        build_model(cfg)
+    assert "'build_resnet_backbone'" not in str(info.value) and ", build_resnet_backbone" not in str(info.value)

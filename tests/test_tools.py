@@ -34,6 +34,18 @@ def run_tool(name, *argv, folder="tools"):
     return tool.main(tool.parser().parse_args(list(argv)))
 
 
+def run_tool_reporting_errors(capsys, name, *argv):
+    """A tool's main in this process as its command line runs it: (exit code, stderr)."""
+    from daaf.engine import run_reporting_user_errors
+
+    tool = load_tool(name)
+    try:
+        code = run_reporting_user_errors(tool.main, tool.parser().parse_args(list(argv))) or 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 def run_cli(name, *argv):
     return subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{name}.py"), *argv], capture_output=True, text=True, timeout=300)
 
@@ -86,25 +98,27 @@ def test_extracted_features_are_the_base_networks_embeddings(trained, tmp_path):
     np.testing.assert_allclose(data["features"], expected_embeddings(trained, trained["query"]), atol=1e-5)
 
 
-def test_tool_errors_are_one_line(trained, tmp_path):
+def test_tool_errors_are_one_line(trained, tmp_path, capsys):
     folder = os.path.dirname(trained["query"][0])
+    # the command line itself, once; the other cases run the same error path in this process
     missing = run_cli("extract_features", "--config-file", trained["base"], "--input", folder, "MODEL.WEIGHTS", str(tmp_path / "no.pth"))
     assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == f"error: checkpoint not found: {tmp_path / 'no.pth'} (MODEL.WEIGHTS or the last_checkpoint tag)"
+    assert "Traceback" not in missing.stderr
 
-    other = run_cli("extract_features", "--config-file", trained["base"], "--input", folder, "MODEL.WEIGHTS", trained["weights"],
-                    "MODEL.HEADS.EMBEDDING_DIM", "32")  # fmt: skip
-    line = other.stderr.strip().splitlines()[-1]
-    assert other.returncode == 2 and line.startswith(f"error: {trained['weights']} does not fit the config")
+    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", folder,
+                                          "MODEL.WEIGHTS", trained["weights"], "MODEL.HEADS.EMBEDDING_DIM", "32")  # fmt: skip
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and line.startswith(f"error: {trained['weights']} does not fit the config")
     assert "heads." in line and "(16, 64) vs (32, 64)" in line
 
     (tmp_path / "bad.jpg").write_bytes(b"")
-    bad = run_cli("extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "bad.jpg"), "--workers", "0",
-                  "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == f"error: cannot decode image (empty or corrupt file): {tmp_path / 'bad.jpg'}"
+    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "bad.jpg"),
+                                          "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: cannot decode image (empty or corrupt file): {tmp_path / 'bad.jpg'}"
 
-    nothing = run_cli("extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "*.png"), "MODEL.WEIGHTS", trained["weights"])
-    assert nothing.returncode == 2 and "no images found for" in nothing.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in missing.stderr + other.stderr + bad.stderr + nothing.stderr
+    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "*.png"),
+                                          "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    assert code == 2 and "no images found for" in err.strip().splitlines()[-1]
 
 
 def test_search_ranks_the_query_itself_first_and_draws_the_lists(trained, tmp_path):
@@ -127,7 +141,7 @@ def _write_solid(path, value):
     return path
 
 
-def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path):
+def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys):
     files = [_write_solid(str(tmp_path / f"g{i}.png"), 20 * i) for i in range(5)]
     q_files = [_write_solid(str(tmp_path / f"q{i}.png"), 200) for i in range(2)]
     ranks = {
@@ -153,8 +167,8 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path):
     # query 0: gallery 0 (same pid, same camera) is junk and skipped -> 1 (pid 2), 2 (pid 1), 3 (pid 2)
     assert [border(1, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
 
-    bad = run_cli("visualize_ranked_list", "--ranks", str(tmp_path / "none.npz"))
-    assert bad.returncode == 2 and "ranks file not found" in bad.stderr and "TEST.SAVE_RANKS True" in bad.stderr
+    code, err = run_tool_reporting_errors(capsys, "visualize_ranked_list", "--ranks", str(tmp_path / "none.npz"))
+    assert code == 2 and "ranks file not found" in err and "TEST.SAVE_RANKS True" in err
 
 
 def test_grad_cam_sums_the_maps_of_every_embedding_component():
@@ -169,7 +183,27 @@ def test_grad_cam_sums_the_maps_of_every_embedding_component():
     torch.testing.assert_close(grad_cam(targets, activations, chunk=4), expected)
 
 
-def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path):
+def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
+    from daaf.utils.attention_maps import holistic_and_partial_cams
+
+    model = trained["model"].eval()
+    images = torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cams = holistic_and_partial_cams(model, images, stage="stem")
+    assert set(cams) == {"holistic", *(f"group{g}" for g in range(6))}
+    with torch.enable_grad():
+        features = model.backbone(model.preprocess_image(images))
+        activations = features["stem"]
+        pab = model.branches["PAB"]
+        expected = {
+            "holistic": grad_cam(model.heads(features[model.head_in_feature]), activations),
+            "group3": grad_cam(features[pab.source][:, pab.group_slice(3)].mean(dim=(-2, -1)), activations),
+        }
+    for name, reference in expected.items():
+        assert cams[name].shape == (2, 16, 8) and reference.abs().max() > 0  # stem: stride 4
+        torch.testing.assert_close(cams[name], reference, rtol=1e-4, atol=1e-6 * float(reference.abs().max()))
+
+
+def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "attention.png")
     run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:3], "--branches",
              "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
@@ -177,9 +211,13 @@ def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp
     # input + holistic + 6 group CAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
     columns = 1 + 1 + 6 + 1 + 6
     assert picture.shape == (3 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
-    base = run_cli("visualize_attention", "--config-file", trained["base"], "--input", trained["query"][0], "--branches",
-                   "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
-    assert base.returncode == 2 and "no attention branches" in base.stderr.strip().splitlines()[-1]
+    from daaf.utils import attention_maps
+
+    # a model without branches is refused before any map is computed
+    monkeypatch.setattr(attention_maps, "holistic_and_partial_cams", lambda *a, **k: pytest.fail("computed maps first"))
+    code, err = run_tool_reporting_errors(capsys, "visualize_attention", "--config-file", trained["base"], "--input", trained["query"][0],
+                                          "--branches", "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    assert code == 2 and "no attention branches" in err.strip().splitlines()[-1]
 
 
 def test_onnx_and_torchscript_exports_match_pytorch_with_the_base_parameter_count(trained, tmp_path):

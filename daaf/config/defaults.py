@@ -24,7 +24,7 @@ _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
 
 _C.MODEL.BACKBONE = CN()
-_C.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+_C.MODEL.BACKBONE.NAME = "build_daaf_resnet_backbone"
 _C.MODEL.BACKBONE.DEPTH = 50
 # 2 as in ImageNet ResNets (TriNet, output stride 32); 1 for Bag of Tricks (output stride 16).
 _C.MODEL.BACKBONE.LAST_STRIDE = 2

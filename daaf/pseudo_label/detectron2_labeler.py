@@ -18,8 +18,14 @@ import numpy as np
 import torch
 
 from daaf.config import configurable
-from daaf.utils.env import detectron2_checkpoint_url, detectron2_config_file, require_detectron2, resolve_device
-from daaf.utils.errors import UserError
+from daaf.utils.env import (
+    detectron2_checkpoint_url,
+    detectron2_config_file,
+    fetch_detectron2_weights,
+    load_detectron2_weights,
+    require_detectron2,
+    resolve_device,
+)
 
 from .build import PSEUDO_LABELER_REGISTRY, PersonLabel, PersonLabeler
 from .person_selection import match_box, select_person
@@ -50,7 +56,6 @@ def build_detectron2_model(
     crowded COCO scenes; the box head's cost grows with it).
     """
     require_detectron2(key)
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import get_cfg as get_d2_cfg
     from detectron2.modeling import build_model as build_d2_model
 
@@ -62,11 +67,7 @@ def build_detectron2_model(
     d2cfg.MODEL.RPN.POST_NMS_TOPK_TEST = proposals_per_image
     model = build_d2_model(d2cfg).eval()
     if weights is not None:
-        try:
-            DetectionCheckpointer(model).load(weights)
-        except Exception as e:  # a download without network, a missing or foreign file
-            message = " ".join(str(e).split())[:300]
-            raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None
+        load_detectron2_weights(model, weights, key)
     return model
 
 
@@ -127,10 +128,14 @@ class Detectron2Labeler(PersonLabeler):
         kp_key, mask_key = "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS"
         kp_weights = d.KEYPOINT_WEIGHTS or detectron2_checkpoint_url(d.KEYPOINT_CONFIG, kp_key)
         mask_weights = d.MASK_WEIGHTS or detectron2_checkpoint_url(d.MASK_CONFIG, mask_key)
+        # Both configs and both weights files are checked (and fetched) before either model is built.
+        kp_config = detectron2_config_file(d.KEYPOINT_CONFIG, "PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG")
+        mask_config = detectron2_config_file(d.MASK_CONFIG, "PSEUDO_LABEL.DETECTRON2.MASK_CONFIG")
+        kp_local, mask_local = fetch_detectron2_weights(kp_weights, kp_key), fetch_detectron2_weights(mask_weights, mask_key)
         limits = {"detections_per_image": p.DETECTIONS_PER_IMAGE, "proposals_per_image": p.PROPOSALS_PER_IMAGE}
         return {
-            "keypoint_model": build_detectron2_model(d.KEYPOINT_CONFIG, kp_weights, device, p.DETECTION_THRESH, kp_key, **limits),
-            "mask_model": build_detectron2_model(d.MASK_CONFIG, mask_weights, device, p.DETECTION_THRESH, mask_key, **limits),
+            "keypoint_model": build_detectron2_model(kp_config, kp_local, device, p.DETECTION_THRESH, kp_key, **limits),
+            "mask_model": build_detectron2_model(mask_config, mask_local, device, p.DETECTION_THRESH, mask_key, **limits),
             "min_size_test": p.MIN_SIZE_TEST,
             "max_size_test": p.MAX_SIZE_TEST,
             "detection_thresh": p.DETECTION_THRESH,

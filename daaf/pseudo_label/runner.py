@@ -246,17 +246,25 @@ def format_summary(summaries: Dict[str, dict]) -> str:
     """A table with one row per labelled split."""
     columns = ["images", "labelled", "no_person", "mean_score", "mean_keypoint_score", "mean_visible_keypoints", "images_per_s"]
     present = [c for c in columns if any(c in s for s in summaries.values())]
+    titles = {"images_per_s": "speed"}
     width = max([len("split")] + [len(k) for k in summaries])
-    lines = [" | ".join([f"{'split':<{width}}"] + [f"{c:>10}" if len(c) <= 10 else c for c in present])]
+    lines = [" | ".join([f"{'split':<{width}}"] + [f"{titles.get(c, c):>10}" for c in present])]
     lines.append("-" * len(lines[0]))
     for name, s in summaries.items():
         cells = []
         for c in present:
             v = s.get(c, float("nan"))
-            text = f"{v:d}" if isinstance(v, int) else f"{v:.3f}" if c != "images_per_s" else f"{v:.1f}"
-            cells.append(f"{text:>{max(10, len(c))}}")
+            text = f"{v:d}" if isinstance(v, int) else format_speed(v) if c == "images_per_s" else f"{v:.3f}"
+            cells.append(f"{text:>{max(10, len(titles.get(c, c)))}}")
         lines.append(" | ".join([f"{name:<{width}}"] + cells))
     return "\n".join(lines)
+
+
+def format_speed(images_per_s: float) -> str:
+    """"12.5 img/s", or below 1 image a second "9.02 s/img" (a CPU labelling at full size)."""
+    if not images_per_s > 0:  # nan (nothing labelled in this run) or 0
+        return "-"
+    return f"{images_per_s:.1f} img/s" if images_per_s >= 1 else f"{1 / images_per_s:.2f} s/img"
 
 
 def labeling_targets(cfg, dataset_names: Sequence[str] = None, splits: Sequence[str] = None) -> List[tuple]:

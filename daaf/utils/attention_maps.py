@@ -9,52 +9,109 @@ import torch
 from .errors import UserError
 from .visualization import image_grid, label_panel, overlay_heatmap
 
-__all__ = ["grad_cam", "holistic_and_partial_cams", "branch_predictions", "draw_attention_grid", "attention_figure"]
+__all__ = [
+    "grad_cam",
+    "grad_cam_from_weights",
+    "stage_channel_gradients",
+    "holistic_and_partial_cams",
+    "branch_predictions",
+    "draw_attention_grid",
+    "attention_figure",
+]
+
+
+def grad_cam_from_weights(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """Sum over d of ReLU(sum_c weights[b, d, c] * A[b, c]): (B, D, C) weights, (B, C, h, w)
+    activations -> (B, h, w)."""
+    return torch.einsum("bdc,bchw->bdhw", weights, activations).relu().sum(1)
 
 
 def grad_cam(targets: torch.Tensor, activations: torch.Tensor, chunk: int = 32) -> torch.Tensor:
-    """Grad-CAM summed over every component of ``targets``.
+    """Grad-CAM summed over every component of ``targets`` (reverse mode; any targets).
 
     For each component d of the (B, D) targets: weights = spatial mean of d(target_d)/dA over the
     (B, C, h, w) activations A; map_d = ReLU(sum_c weight_c * A_c); the result (B, h, w) is the
     sum of map_d over d. Gradients of ``chunk`` components are taken in one batched backward.
     """
     b, d = targets.shape
-    total = torch.zeros(b, *activations.shape[-2:], device=activations.device)
     eye = torch.eye(d, device=targets.device, dtype=targets.dtype)
+    weights = []
     for start in range(0, d, chunk):
         rows = eye[start : start + chunk]  # (k, D)
         grad_outputs = rows[:, None, :].expand(len(rows), b, d)
         (grads,) = torch.autograd.grad(targets, activations, grad_outputs, retain_graph=True, is_grads_batched=True)
-        weights = grads.mean(dim=(-2, -1))  # (k, B, C)
-        maps = torch.einsum("kbc,bchw->kbhw", weights, activations.detach()).relu()
-        total += maps.sum(0)
-    return total
+        weights.append(grads.mean(dim=(-2, -1)).permute(1, 0, 2))  # (B, k, C)
+    return grad_cam_from_weights(torch.cat(weights, dim=1), activations.detach())
+
+
+def _stage_module(backbone, stage: str):
+    modules = dict(backbone.named_modules())
+    for name in (stage, f"body.{stage}"):  # the project's ResNet, the detectron2 adapter
+        if name in modules:
+            return modules[name]
+    raise UserError(f"--stage: no module of the backbone makes '{stage}'")
+
+
+def stage_channel_gradients(model, images: torch.Tensor, stage: str, targets_fn, chunk: int = 16):
+    """For backbone ``stage``'s activations A (B, C, h, w): A and, for each (B, D) target that
+    ``targets_fn(features)`` returns by name, G[b, d, c] = sum over h, w of d target[b, d] / dA[b, c].
+
+    Forward-mode differentiation: a spatially constant shift of channel c of A is one tangent, so
+    C forward passes (``chunk`` channels at a time, as a replicated batch) give the gradients of
+    every target at once, where reverse mode needs one backward per target component. Samples
+    must not interact (the model in eval mode).
+    """
+    import torch.autograd.forward_ad as forward_ad
+
+    x = model.preprocess_image(images)
+    with torch.no_grad():
+        features = model.backbone(x)
+    if stage not in features:
+        raise UserError(f"--stage: '{stage}' is not one of the backbone's stages {list(features)}")
+    activations = features[stage]
+    b, c = activations.shape[:2]
+    module = _stage_module(model.backbone, stage)
+    gradients = {}
+    for start in range(0, c, chunk):
+        k = min(chunk, c - start)
+        tangent = torch.zeros(k, *activations.shape, device=activations.device, dtype=activations.dtype)
+        tangent[torch.arange(k), :, start + torch.arange(k)] = 1.0
+        tangent = tangent.flatten(0, 1)
+        handle = module.register_forward_hook(lambda mod, inputs, output: forward_ad.make_dual(output, tangent))
+        try:
+            with forward_ad.dual_level(), torch.no_grad():
+                outputs = targets_fn(model.backbone(x.repeat(k, 1, 1, 1)))
+                for name, target in outputs.items():
+                    jvp = forward_ad.unpack_dual(target).tangent  # (k * B, D)
+                    gradients.setdefault(name, []).append(jvp.reshape(k, b, -1).permute(1, 2, 0))
+        finally:
+            handle.remove()
+    return activations, {name: torch.cat(parts, dim=2) for name, parts in gradients.items()}
 
 
 def holistic_and_partial_cams(model, images: torch.Tensor, stage: str = "stem") -> Dict[str, torch.Tensor]:
     """Grad-CAM maps (B, h, w) at backbone ``stage``: "holistic" from the test embedding and, for a
-    model with a PAB branch, "group{g}" from the average-pooled channels of PAB group g."""
+    model with a PAB branch, "group{g}" from the average-pooled channels of PAB group g (exactly
+    :func:`grad_cam` of those targets, computed by :func:`stage_channel_gradients`)."""
     model = getattr(model, "module", model)
     was_training = model.training
     model.eval()
+    pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
+
+    def targets(features):
+        out = {"holistic": model.heads(features[model.head_in_feature])}
+        if pab is not None:
+            final = features[pab.source]
+            for g in range(len(pab.groups)):
+                out[f"group{g}"] = final[:, pab.group_slice(g)].mean(dim=(-2, -1))
+        return out
+
     try:
-        with torch.enable_grad():
-            features = model.backbone(model.preprocess_image(images))
-            if stage not in features:
-                raise UserError(f"--stage: '{stage}' is not one of the backbone's stages {list(features)}")
-            activations = features[stage]
-            embedding = model.heads(features[model.head_in_feature])
-            cams = {"holistic": grad_cam(embedding, activations)}
-            pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
-            if pab is not None:
-                final = features[pab.source]
-                for g in range(len(pab.groups)):
-                    pooled = final[:, pab.group_slice(g)].mean(dim=(-2, -1))
-                    cams[f"group{g}"] = grad_cam(pooled, activations)
+        activations, gradients = stage_channel_gradients(model, images, stage, targets)
     finally:
         model.train(was_training)
-    return {k: v.detach().cpu() for k, v in cams.items()}
+    area = activations.shape[-2] * activations.shape[-1]
+    return {name: grad_cam_from_weights(g / area, activations).cpu() for name, g in gradients.items()}
 
 
 @torch.no_grad()
@@ -99,10 +156,9 @@ def attention_figure(model, images: torch.Tensor, stage: str = "stem", branches:
     """The attention picture of uint8 images (B, 3, H, W): per image a row with the image, the
     holistic and per-group Grad-CAM maps at ``stage`` and, with ``branches``, the HAB / PAB
     predictions. Returns (RGB grid, names of the map columns)."""
+    if branches and not getattr(getattr(model, "module", model), "branches", {}):  # before the maps' work
+        raise UserError("--branches: this model has no attention branches (give the DAAF config and checkpoint)")
     maps = {f"CAM {k}": v for k, v in holistic_and_partial_cams(model, images, stage).items()}
     if branches:
-        predicted = branch_predictions(model, images)
-        if not predicted:
-            raise UserError("--branches: this model has no attention branches (give the DAAF config and checkpoint)")
-        maps.update(predicted)
+        maps.update(branch_predictions(model, images))
     return draw_attention_grid(images, maps), list(maps)

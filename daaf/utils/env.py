@@ -106,3 +106,32 @@ def detectron2_checkpoint_url(name: str, key: str) -> str:
         return model_zoo.get_checkpoint_url(name)
     except RuntimeError:
         raise UserError(f"{key}: '{name}' has no weights in detectron2's model zoo; give a weights file or URL") from None
+
+
+def fetch_detectron2_weights(weights: str, key: str) -> str:
+    """A local copy of ``weights`` (a path, a URL or a detectron2:// name; URLs are downloaded
+    once into detectron2's cache) through detectron2's PathManager; a one-line UserError naming
+    ``key`` when it cannot be had. Called for every weights file before any model is built."""
+    require_detectron2(key)
+    from detectron2.utils.file_io import PathManager as Detectron2PathManager
+
+    try:
+        local = Detectron2PathManager.get_local_path(weights)
+    except Exception as e:  # no network, an unknown host, a 404
+        message = " ".join(str(e).split())[:300]
+        raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None
+    if not os.path.isfile(local):
+        raise UserError(f"{key}: cannot load weights '{weights}' (no such file)")
+    return local
+
+
+def load_detectron2_weights(model, weights: str, key: str) -> None:
+    """``weights`` into the detectron2 ``model`` with detectron2's DetectionCheckpointer; a
+    one-line UserError naming ``key`` when the file cannot be read or is not a checkpoint."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    try:
+        DetectionCheckpointer(model).load(weights)
+    except Exception as e:  # a download without network, a missing or foreign file
+        message = " ".join(str(e).split())[:300]
+        raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None

@@ -9,6 +9,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -46,20 +47,40 @@ class EventStorage:
         self._latest_scalars = {}
         self._iter = start_iter
         self._vis_data = []
+        self._histograms = []
+        self._prefix = ""
 
-    def put_scalar(self, name: str, value, smoothing_hint: bool = True) -> None:
-        """Record a scalar for the current iteration. ``smoothing_hint``: writers may average it."""
+    def put_scalar(self, name: str, value, smoothing_hint: bool = True, cur_iter: int = None) -> None:
+        """Record a scalar for the current iteration (or ``cur_iter``). ``smoothing_hint``:
+        writers may average it. Inside :meth:`name_scope`, the name gets the scope's prefix."""
+        name = self._prefix + name
+        cur_iter = self._iter if cur_iter is None else int(cur_iter)
         value = float(value.item() if isinstance(value, torch.Tensor) else value)
-        self._history[name].update(value, self._iter)
-        self._latest_scalars[name] = (value, self._iter)
+        self._history[name].update(value, cur_iter)
+        self._latest_scalars[name] = (value, cur_iter)
         existing = self._smoothing_hints.get(name)
         if existing is not None and existing != smoothing_hint:
             raise ValueError(f"Scalar {name} was put with a different smoothing_hint!")
         self._smoothing_hints[name] = smoothing_hint
 
-    def put_scalars(self, *, smoothing_hint: bool = True, **kwargs) -> None:
+    def put_scalars(self, *, smoothing_hint: bool = True, cur_iter: int = None, **kwargs) -> None:
         for k, v in kwargs.items():
-            self.put_scalar(k, v, smoothing_hint=smoothing_hint)
+            self.put_scalar(k, v, smoothing_hint=smoothing_hint, cur_iter=cur_iter)
+
+    def put_histogram(self, name: str, tensor: torch.Tensor, bins: int = 1000) -> None:
+        """Queue a histogram of ``tensor``'s values for the TensorBoard writer."""
+        values = tensor.detach().float().flatten().cpu()
+        low, high = values.min().item(), values.max().item()
+        self._histograms.append(
+            dict(
+                tag=self._prefix + name, min=low, max=high, num=values.numel(), sum=float(values.sum()),
+                sum_squares=float((values**2).sum()), bucket_limits=torch.linspace(low, high, bins + 1)[1:].tolist(),
+                bucket_counts=torch.histc(values, bins=bins, min=low, max=high).tolist(), global_step=self._iter,
+            )
+        )  # fmt: skip
+
+    def clear_histograms(self) -> None:
+        self._histograms = []
 
     def put_image(self, name: str, img_tensor) -> None:
         """Queue an image (CHW float in [0, 1] or uint8) for the TensorBoard writer."""
@@ -104,18 +125,38 @@ class EventStorage:
     def vis_data(self):
         return self._vis_data
 
+    @property
+    def iteration(self) -> int:
+        return self._iter
+
+    def smoothing_hints(self) -> dict:
+        return dict(self._smoothing_hints)
+
     def __enter__(self):
         _CURRENT_STORAGE_STACK.append(self)
+        # detectron2 modules (RPN, ROI heads, ...) call detectron2's own get_event_storage(): when
+        # detectron2 is loaded, this storage is its current one too, so their scalars land here.
+        self._detectron2_stack = getattr(sys.modules.get("detectron2.utils.events"), "_CURRENT_STORAGE_STACK", None)
+        if self._detectron2_stack is not None:
+            self._detectron2_stack.append(self)
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         assert _CURRENT_STORAGE_STACK[-1] is self
         _CURRENT_STORAGE_STACK.pop()
+        if self._detectron2_stack is not None:
+            assert self._detectron2_stack[-1] is self
+            self._detectron2_stack.pop()
 
     @contextmanager
     def name_scope(self, name: str):
-        """Not used for prefixes here; kept so code written for detectron2 runs unchanged."""
-        yield
+        """Scalars put inside get the prefix ``name/`` (as in detectron2)."""
+        old_prefix = self._prefix
+        self._prefix = name.rstrip("/") + "/"
+        try:
+            yield
+        finally:
+            self._prefix = old_prefix
 
 
 class EventWriter:
@@ -179,6 +220,9 @@ class TensorboardXWriter(EventWriter):
         for name, img, itr in storage.vis_data:
             self._writer.add_image(name, img, itr)
         storage.clear_images()
+        for params in storage._histograms:
+            self._writer.add_histogram_raw(**params)
+        storage.clear_histograms()
         self._writer.flush()
 
     def close(self):

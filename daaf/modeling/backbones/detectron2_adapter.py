@@ -14,16 +14,19 @@ INPUT.FORMAT BGR and MODEL.PIXEL_MEAN/STD to detectron2's values when you load t
 """
 
 import copy
+import logging
 from collections import OrderedDict
 
 from torch import nn
 
-from daaf.utils.env import detectron2_config_file, require_detectron2
+from daaf.utils.env import detectron2_config_file, fetch_detectron2_weights, load_detectron2_weights, require_detectron2
 from daaf.utils.errors import ConfigError
 
 from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
 
 __all__ = ["Detectron2BackboneAdapter", "build_detectron2_backbone"]
+
+logger = logging.getLogger(__name__)
 
 
 class Detectron2BackboneAdapter(Backbone):
@@ -86,8 +89,11 @@ def build_detectron2_backbone(cfg) -> Detectron2BackboneAdapter:
             raise ConfigError("MODEL.BACKBONE.LAST_STRIDE 1 with detectron2's ResNet needs DEPTH 50 or 101 (RES5_DILATION)")
     d2cfg.MODEL.RESNETS.RES5_DILATION = 2 if b.LAST_STRIDE == 1 else 1
     d2_backbone = build_d2_backbone(d2cfg, D2ShapeSpec(channels=3))
-    if b.PRETRAIN and b.PRETRAIN_PATH:
-        from detectron2.checkpoint import DetectionCheckpointer
-
-        DetectionCheckpointer(d2_backbone).load(b.PRETRAIN_PATH)
+    if b.PRETRAIN and not b.PRETRAIN_PATH:
+        logger.warning(
+            "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: detectron2's backbone stays "
+            "randomly initialised (give e.g. detectron2://ImageNetPretrained/MSRA/R-50.pkl, or set PRETRAIN False)"
+        )
+    elif b.PRETRAIN:
+        load_detectron2_weights(d2_backbone, fetch_detectron2_weights(b.PRETRAIN_PATH, "MODEL.BACKBONE.PRETRAIN_PATH"), "MODEL.BACKBONE.PRETRAIN_PATH")
     return Detectron2BackboneAdapter(d2_backbone)

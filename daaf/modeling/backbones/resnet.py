@@ -122,5 +122,12 @@ def _load_imagenet_weights(net: nn.Module, depth: int, pretrain_path: str) -> No
 
 
 @BACKBONE_REGISTRY.register()
-def build_resnet_backbone(cfg) -> ResNet:
+def build_daaf_resnet_backbone(cfg) -> ResNet:
+    """The project's ResNet (torchvision weights, LAST_STRIDE); detectron2's own ResNet is
+    ``build_detectron2_backbone`` with D2_NAME build_resnet_backbone."""
     return ResNet(cfg)
+
+
+# The project's ResNet was registered as "build_resnet_backbone", which is also the name of
+# detectron2's: configs that still say it get this one, with a deprecation line.
+BACKBONE_REGISTRY.register_deprecated_alias("build_resnet_backbone", "build_daaf_resnet_backbone")
