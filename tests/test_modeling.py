@@ -43,6 +43,21 @@ def test_resnet_loads_imagenet_weights_from_a_local_file(tmp_path):
         ResNet(depth=50, pretrained=True, pretrain_path=str(path))
 
 
+@pytest.mark.parametrize("depth", [18, 50])
+def test_resnet_is_torchvisions_network_with_its_parameter_names(depth):
+    reference = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
+    backbone = ResNet(depth=depth).eval()
+    state = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    layout = {"conv1": "stem.0", "bn1": "stem.1", "layer1": "res2", "layer2": "res3", "layer3": "res4", "layer4": "res5"}
+    renamed = {layout[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]: v for k, v in state.items()}
+    assert set(renamed) == set(backbone.state_dict())  # same parameters and buffers, same shapes below
+    backbone.load_state_dict(renamed)
+    images = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        expected = reference.layer4(reference.layer3(reference.layer2(reference.layer1(reference.maxpool(reference.relu(reference.bn1(reference.conv1(images))))))))
+        torch.testing.assert_close(backbone(images)["res5"], expected)
+
+
 def test_resnet_rejects_bad_depth_and_stride():
     with pytest.raises(ConfigError, match="DEPTH"):
         ResNet(depth=42)

@@ -34,9 +34,14 @@ def seed_all_rng(seed=None) -> int:
 
 def collect_env_info() -> str:
     """A table of versions (Python, torch, CUDA, detectron2 if present) for the log."""
-    import torchvision
+    from importlib.metadata import PackageNotFoundError, version
 
     from daaf import __version__
+
+    try:
+        torchvision_version = version("torchvision")  # without importing it (slow)
+    except PackageNotFoundError:
+        torchvision_version = "not installed"
 
     rows = [
         ("sys.platform", sys.platform),
@@ -45,7 +50,7 @@ def collect_env_info() -> str:
         ("numpy", np.__version__),
         ("daaf", __version__),
         ("PyTorch", torch.__version__),
-        ("torchvision", torchvision.__version__),
+        ("torchvision", torchvision_version),
         ("CUDA available", torch.cuda.is_available()),
     ]
     if torch.cuda.is_available():

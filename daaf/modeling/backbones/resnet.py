@@ -1,11 +1,16 @@
-"""torchvision ResNet-18/34/50/101 as a Backbone with a LAST_STRIDE option and named stages."""
+"""ResNet-18/34/50/101 (torchvision's architecture and parameter names, so torchvision's ImageNet
+weights load as they are) as a Backbone with a LAST_STRIDE option and named stages.
+
+The network is built here rather than by torchvision.models: importing torchvision costs about
+3 s per process (it imports torch._dynamo), which every tool, training run and worker would pay.
+torchvision is imported only to fetch its ImageNet weights.
+"""
 
 import copy
 import logging
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 from daaf.config import configurable
@@ -17,12 +22,86 @@ from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
 logger = logging.getLogger(__name__)
 
 _STAGES = ("stem", "res2", "res3", "res4", "res5")
+# depth -> (torchvision weights enum, residual block, blocks per stage)
 _TORCHVISION = {
-    18: ("resnet18", "ResNet18_Weights"),
-    34: ("resnet34", "ResNet34_Weights"),
-    50: ("resnet50", "ResNet50_Weights"),
-    101: ("resnet101", "ResNet101_Weights"),
+    18: ("ResNet18_Weights", "basic", (2, 2, 2, 2)),
+    34: ("ResNet34_Weights", "basic", (3, 4, 6, 3)),
+    50: ("ResNet50_Weights", "bottleneck", (3, 4, 6, 3)),
+    101: ("ResNet101_Weights", "bottleneck", (3, 4, 23, 3)),
 }
+
+
+class _BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class _Bottleneck(nn.Module):
+    """torchvision's ResNet v1.5 bottleneck: the stride is on the 3x3 convolution."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class _TorchvisionLayout(nn.Module):
+    """The modules of torchvision's ``resnet{depth}`` without its classifier, under torchvision's
+    names (conv1, bn1, relu, maxpool, layer1..layer4) and with its initialisation."""
+
+    def __init__(self, depth: int):
+        super().__init__()
+        _, kind, blocks = _TORCHVISION[depth]
+        block = _BasicBlock if kind == "basic" else _Bottleneck
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        inplanes = 64
+        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), blocks)):
+            stride = 1 if index == 0 else 2
+            downsample = None
+            if stride != 1 or inplanes != planes * block.expansion:
+                downsample = nn.Sequential(
+                    nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(planes * block.expansion)
+                )
+            layers = [block(inplanes, planes, stride, downsample)]
+            inplanes = planes * block.expansion
+            layers += [block(inplanes, planes) for _ in range(1, count)]
+            setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
 
 class _Stages(nn.Sequential):
@@ -47,7 +126,7 @@ class ResNet(Backbone):
         if last_stride not in (1, 2):
             raise ConfigError(f"MODEL.BACKBONE.LAST_STRIDE: expected 1 or 2, got {last_stride}")
         self.depth = depth
-        net = getattr(torchvision.models, _TORCHVISION[depth][0])(weights=None)
+        net = _TorchvisionLayout(depth)
         if pretrained:
             _load_imagenet_weights(net, depth, pretrain_path)
         if last_stride == 1:
@@ -94,7 +173,9 @@ def _load_imagenet_weights(net: nn.Module, depth: int, pretrain_path: str) -> No
             raise UserError(f"MODEL.BACKBONE.PRETRAIN_PATH: cannot read {pretrain_path}: {type(e).__name__}: {e}".splitlines()[0]) from None
         source = pretrain_path
     else:
-        weights = getattr(torchvision.models, _TORCHVISION[depth][1]).IMAGENET1K_V1
+        import torchvision  # only here: its import is slow (see the module docstring)
+
+        weights = getattr(torchvision.models, _TORCHVISION[depth][0]).IMAGENET1K_V1
         try:
             state_dict = weights.get_state_dict(progress=False)
         except Exception as e:
