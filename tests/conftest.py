@@ -25,6 +25,13 @@ DETECTRON2_MISSING_REASON = (
 
 
 def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one thread per worker, for the worker and the processes its tests start: with 2 workers
+        # on 2 cores, more threads only oversubscribe the cores
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
     config.addinivalue_line("markers", "detectron2: needs detectron2; skipped without it, unless DAAF_REQUIRE_DETECTRON2=1")
 
 

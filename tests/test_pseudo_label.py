@@ -4,6 +4,7 @@ file, the missing-label path of training, the quality check. A test-double label
 the real one when detectron2 is installed."""
 
 import glob
+import importlib.util
 import json
 import os
 import shlex
@@ -204,8 +205,11 @@ def _pseudo_label_args(tiny_cfg, labels_dir):
 
 
 def test_kill_mid_run_then_rerun_gives_the_uninterrupted_file(tiny_cfg, tmp_path):
-    reference = subprocess.run(_pseudo_label_args(tiny_cfg, tmp_path / "ref"), capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    from daaf.config import get_cfg
+
+    reference_cfg = get_cfg()  # the uninterrupted run, in this process: the same KEY VALUE settings
+    reference_cfg.merge_from_list(_pseudo_label_args(tiny_cfg, tmp_path / "ref")[3:])
+    pseudo_label_from_config(reference_cfg)
     log = tmp_path / "calls.txt"
     args = _pseudo_label_args(tiny_cfg, tmp_path / "killed")
     proc = subprocess.Popen(args, env=dict(os.environ, TOY_LABEL_SLEEP="0.1", TOY_LABEL_LOG=str(log)),
@@ -259,6 +263,8 @@ def daaf_train_args(tiny_cfg, labels_dir, *extra):
 
 
 def test_daaf_training_without_labels_or_labeler_names_the_command(tiny_cfg, tmp_path):
+    from daaf.config import get_cfg
+
     args = daaf_train_args(tiny_cfg, tmp_path / "labels", "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", str(tmp_path / "none.pkl"),
                            "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS", str(tmp_path / "none.pkl"))  # fmt: skip
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -271,8 +277,13 @@ def test_daaf_training_without_labels_or_labeler_names_the_command(tiny_cfg, tmp
     assert f"DATASETS.LABELS_DIR {tmp_path / 'labels'}" in error
     assert "Traceback" not in result.stderr
 
-    result = subprocess.run(args + ["PSEUDO_LABEL.AUTO", "False"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "make it with: python tools/train_net.py" in result.stderr.strip().splitlines()[-1]
+    # PSEUDO_LABEL.AUTO False: the same check in this process (the command line path is shown above)
+    cfg = get_cfg()
+    cfg.merge_from_file(args[3])
+    cfg.merge_from_list(args[4:] + ["PSEUDO_LABEL.AUTO", "False"])
+    with pytest.raises(UserError) as info:
+        ensure_train_labels(cfg, config_file=args[3], opts=args[4:])
+    assert str(info.value).startswith("label file ") and "make it with: python tools/train_net.py" in str(info.value)
 
 
 def test_daaf_training_generates_missing_train_labels_first(tiny_cfg, tmp_path):
@@ -288,7 +299,7 @@ def test_daaf_training_generates_missing_train_labels_first(tiny_cfg, tmp_path):
 # ---- judging a label file ----
 
 
-def test_quality_check_against_ground_truth(synthetic_root, tmp_path):
+def test_quality_check_against_ground_truth(synthetic_root, tmp_path, capsys):
     truth_path = os.path.join(synthetic_root, "daaf_labels", "SyntheticPersons_query.json")
     same = compare_label_files(truth_path, truth_path)
     assert same["mask_iou"] == 1.0 and all(v == 1.0 for v in same["pck"].values())
@@ -329,9 +340,12 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path):
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert cli.returncode == 0 and "mask IoU" in cli.stdout and "PCK" in cli.stdout
     assert json.loads((tmp_path / "q.json").read_text())["found"] == n - 1
-    missing = subprocess.run([sys.executable, os.path.join(REPO, "tools", "check_labels.py"), str(tmp_path / "nope.json"), truth_path],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert missing.returncode == 2 and missing.stderr.strip() == f"error: label file not found: {tmp_path / 'nope.json'}"
+    spec = importlib.util.spec_from_file_location("check_labels_tool", os.path.join(REPO, "tools", "check_labels.py"))
+    check_labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_labels)
+    capsys.readouterr()
+    assert check_labels.main([str(tmp_path / "nope.json"), truth_path]) == 2
+    assert capsys.readouterr().err.strip() == f"error: label file not found: {tmp_path / 'nope.json'}"
 
 
 def test_labelling_speed_reads_as_images_per_second_or_seconds_per_image():

@@ -46,7 +46,28 @@ def test_detectron2_tests_are_skipped_with_the_reason_and_the_others_pass(reques
     assert skipped == sum(int(n) for n, _, _ in skip_lines) and passed >= 3  # the tests of what a user without it gets
 
 
-def test_required_detectron2_that_does_not_import_stops_the_test_run():
-    result = run_hidden("-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", DETECTRON2_TEST_FILES[0], DAAF_REQUIRE_DETECTRON2="1")
-    assert result.returncode == 4  # pytest's usage error
-    assert "DAAF_REQUIRE_DETECTRON2=1 but detectron2 does not import" in result.stdout + result.stderr
+class _FakeItem:
+    """The part of a pytest item the collection hook uses."""
+
+    def __init__(self, marked):
+        self.marked, self.added = marked, []
+
+    def get_closest_marker(self, name):
+        return self.marked if name == "detectron2" else None
+
+    def add_marker(self, marker):
+        self.added.append(marker)
+
+
+def test_required_detectron2_that_does_not_import_stops_the_test_run(request, hide_detectron2, monkeypatch):
+    import pytest
+
+    from conftest import pytest_collection_modifyitems
+
+    items = [_FakeItem(True), _FakeItem(False), _FakeItem(True)]
+    monkeypatch.setenv("DAAF_REQUIRE_DETECTRON2", "1")
+    with pytest.raises(pytest.UsageError, match=r"DAAF_REQUIRE_DETECTRON2=1 but detectron2 does not import .*; 2 tests need it"):
+        pytest_collection_modifyitems(request.config, items)
+    monkeypatch.delenv("DAAF_REQUIRE_DETECTRON2")
+    pytest_collection_modifyitems(request.config, items)  # without the variable: skipped, with the reason
+    assert [[m.kwargs["reason"] for m in item.added] for item in items] == [[DETECTRON2_MISSING_REASON], [], [DETECTRON2_MISSING_REASON]]
