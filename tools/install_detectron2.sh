@@ -77,9 +77,9 @@ if [ "$torch_cuda" != "none" ] && { [ "$gpu_visible" = 1 ] || [ "${FORCE_CUDA:-0
   if [ "${nvcc_cuda%%.*}" != "${torch_cuda%%.*}" ]; then
     fail "CUDA mismatch: $nvcc is CUDA $nvcc_cuda but torch $torch_version was built with CUDA $torch_cuda; install the matching CUDA toolkit (or the torch build for CUDA $nvcc_cuda)"
   fi
-  echo "detectron2: building with CUDA ops (nvcc $nvcc_cuda, torch $torch_version)"
+  echo "detectron2: with CUDA ops (nvcc $nvcc_cuda, torch $torch_version)"
 else
-  echo "detectron2: building CPU ops only (torch $torch_version sees no GPU)"
+  echo "detectron2: CPU ops only (torch $torch_version sees no GPU)"
 fi
 
 log=$(mktemp "${TMPDIR:-/tmp}/detectron2-build.XXXXXX.log")
