@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 
@@ -95,3 +96,11 @@ def tiny_cfg(synthetic_root, tmp_path):
         ]
     )  # fmt: skip
     return cfg
+
+
+def label_file_content(path):
+    """A label file without its creation time, for comparing two labelling runs."""
+    with open(path) as f:
+        content = json.load(f)
+    del content["info"]["created"]
+    return content

@@ -5,7 +5,6 @@ half-way and re-run, and as a 2-process gloo shard run. Marked ``detectron2``; w
 detectron2 gets runs always."""
 
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import label_file_content as file_content
 from daaf.config import get_cfg
 from daaf.pseudo_label import build_pseudo_labeler
 from daaf.utils.errors import UserError
@@ -85,14 +85,6 @@ def labelling_cfg(root, weights, labels_dir):
     cfg = get_cfg()
     cfg.merge_from_list(labelling_overrides(root, weights, labels_dir))
     return cfg
-
-
-def file_content(path):
-    """A label file without its creation time, for comparing runs."""
-    with open(path) as f:
-        content = json.load(f)
-    del content["info"]["created"]
-    return content
 
 
 LABEL_FILE = "SyntheticPersons_query.json"

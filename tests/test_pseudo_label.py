@@ -19,6 +19,7 @@ import pytest
 from pycocotools.coco import COCO
 
 import toy_components  # noqa: F401  (registers ToyPersonLabeler)
+from conftest import label_file_content as file_content
 from daaf.engine import launch
 from daaf.pseudo_label import box_iou, match_box, select_person
 from daaf.pseudo_label.label_file import decode_mask, load_label_file, make_annotation, write_label_file
@@ -39,14 +40,6 @@ def labelling_cfg(tiny_cfg, labels_dir, **extra):
     for key, value in extra.items():
         cfg.merge_from_list([key, str(value)])
     return cfg
-
-
-def file_content(path):
-    """A label file without its creation time, for comparing runs."""
-    with open(path) as f:
-        content = json.load(f)
-    del content["info"]["created"]
-    return content
 
 
 # ---- the person-selection rule ----
