@@ -182,3 +182,27 @@ def test_evaluator_in_two_gloo_processes_equals_single_process(tmp_path):
     launch(_evaluator_worker, 2, dist_url="auto", args=(features, pids, camids, str(tmp_path)))
     assert dict(torch.load(tmp_path / "rank0.pt", weights_only=False)) == pytest.approx(dict(expected))
     assert torch.load(tmp_path / "rank1.pt", weights_only=False) == {}
+
+
+def test_candidate_path_and_sorting_path_agree_with_the_reference_on_a_strong_model():
+    from daaf.evaluation import rank
+
+    rng = np.random.default_rng(3)
+    ids, q, g = 100, 60, 1000
+    centers = rng.normal(size=(ids, 16))
+    q_pids, g_pids = rng.integers(0, ids, q), rng.integers(0, ids, g)
+    qf = centers[q_pids] + 0.3 * rng.normal(size=(q, 16))
+    gf = centers[g_pids] + 0.3 * rng.normal(size=(g, 16))
+    dist = np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1)).astype(np.float32)
+    dist[:, 50:60] = dist[:, 40:50]  # exact ties, broken by gallery index
+    problem = (dist, q_pids, g_pids, rng.integers(0, 3, q), rng.integers(0, 3, g))
+    candidates = rank._match_ranks_of_candidates(*problem)
+    assert candidates is not None  # a strong model: the candidate path is taken
+    sorting = rank._match_ranks_by_sorting(*problem)
+    assert all(np.array_equal(a, b) for a, b in zip(candidates, sorting))
+    expected = evaluate_rank_reference(*problem, max_rank=50)
+    got = evaluate_rank(*problem, max_rank=50)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+    assert got[1] == pytest.approx(expected[1]) and got[2] == pytest.approx(expected[2])
+    # random distances (a weak model): too many candidates, the sorting path is used instead
+    assert rank._match_ranks_of_candidates(rng.random((q, g)).astype(np.float32), *problem[1:]) is None

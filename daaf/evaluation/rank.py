@@ -62,6 +62,65 @@ def _sort_rows_in_place(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def _match_ranks_by_sorting(dist, q_pids, g_pids, q_camids, g_camids):
+    """Per query, the sorted ranks of its true matches, from every row sorted (any model)."""
+    matches = q_pids[:, None] == g_pids[None, :]
+    valid = ~(matches & (q_camids[:, None] == g_camids[None, :]))
+    good = matches & valid
+    sorted_valid = _sort_rows_in_place(np.where(valid, dist, np.inf))
+    return [match_ranks(dist[i], sorted_valid[i], valid[i], np.flatnonzero(good[i])) for i in range(len(dist))]
+
+
+# Above this fraction of the matrix, sorting whole rows is cheaper than gathering the candidates.
+_MAX_CANDIDATE_FRACTION = 0.05
+
+
+def _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids):
+    """Per query, the sorted ranks of its true matches, computed only from the valid items no
+    farther than its farthest true match (the only ones that can come before a match); None when
+    they are too many (a weak model) or include an infinite distance, for the sorting path.
+
+    Same-pid pairs come from the gallery grouped by pid, so no (Q, G) pid comparison is made.
+    Ties are ordered by gallery index, as a stable sort does.
+    """
+    num_q = len(dist)
+    by_pid = np.argsort(g_pids, kind="stable")
+    first = np.searchsorted(g_pids[by_pid], q_pids, "left")
+    count = np.searchsorted(g_pids[by_pid], q_pids, "right") - first
+    pair_q = np.repeat(np.arange(num_q), count)
+    pair_g = by_pid[np.repeat(first, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    junk = g_camids[pair_g] == q_camids[pair_q]
+    farthest = np.full(num_q, -np.inf, dtype=dist.dtype)
+    np.maximum.at(farthest, pair_q[~junk], dist[pair_q[~junk], pair_g[~junk]])
+    if np.isinf(farthest).any() and not np.isneginf(farthest[np.isinf(farthest)]).all():
+        return None  # a true match at +inf distance: ties with removed items, for the exact path
+    if np.mean(dist[:, ::16] <= farthest[:, None]) > 2 * _MAX_CANDIDATE_FRACTION:  # a 1/16 sample says: too many
+        return None
+    candidates = dist <= farthest[:, None]
+    candidates[pair_q[junk], pair_g[junk]] = False
+    if np.count_nonzero(candidates) > _MAX_CANDIDATE_FRACTION * dist.size:
+        return None
+    flat = np.flatnonzero(candidates)
+    rows, cols = np.divmod(flat, dist.shape[1])
+    values = dist.reshape(-1)[flat].astype(np.float64)
+    if len(values):
+        # rows ascending, then distance, then gallery index: one float key and a stable sort
+        # (flat order is row-major); where the key cannot separate two distances, the check
+        # below sends the chunk to the sorting path
+        low = values.min()
+        order = np.argsort(rows * (values.max() - low + 1.0) + (values - low), kind="stable")
+        rows, cols, values = rows[order], cols[order], values[order]
+        same_row = rows[1:] == rows[:-1]
+        ordered = (values[1:] > values[:-1]) | ((values[1:] == values[:-1]) & (cols[1:] > cols[:-1]))
+        if not (ordered | ~same_row).all():
+            return None
+    positions = np.arange(len(rows)) - np.searchsorted(rows, np.arange(num_q))[rows]
+    is_match = g_pids[cols] == q_pids[rows]
+    match_rows, match_positions = rows[is_match], positions[is_match]
+    bounds = np.searchsorted(match_rows, np.arange(num_q + 1))
+    return [match_positions[bounds[i] : bounds[i + 1]] for i in range(num_q)]
+
+
 @dataclass
 class RankAccumulator:
     """Accumulates per-query results over chunks of queries; ``result()`` gives (cmc, mAP, mINP)."""
@@ -84,26 +143,27 @@ class RankAccumulator:
         if np.isnan(dist).any():
             raise ValueError("distance matrix contains NaN")
         q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
-        matches = q_pids[:, None] == g_pids[None, :]
-        junk = matches & (q_camids[:, None] == g_camids[None, :])
-        valid = ~junk
-        good = matches & valid
-        sorted_valid = _sort_rows_in_place(np.where(valid, dist, np.inf))
-        for i in range(dist.shape[0]):
-            match_idx = np.flatnonzero(good[i])
-            if len(match_idx) == 0:
-                self.num_skipped += 1
-                self.query_ap.append(float("nan"))
-                continue
-            ranks = match_ranks(dist[i], sorted_valid[i], valid[i], match_idx)
-            if ranks[0] < self.max_rank:
-                self.first_match_hist[ranks[0]] += 1
-            positions = ranks + 1.0
-            ap = float(np.mean(np.arange(1, len(ranks) + 1) / positions))
-            self.ap_sum += ap
-            self.query_ap.append(ap)
-            self.inp_sum += len(ranks) / positions[-1]
-            self.num_valid += 1
+        g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
+        ranks = _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids)
+        if ranks is None:
+            ranks = _match_ranks_by_sorting(dist, q_pids, g_pids, q_camids, g_camids)
+        for query_ranks in ranks:
+            self._add_query(query_ranks)
+
+    def _add_query(self, ranks: np.ndarray) -> None:
+        """One query's sorted 0-based positions of its true matches (empty: no true match)."""
+        if len(ranks) == 0:
+            self.num_skipped += 1
+            self.query_ap.append(float("nan"))
+            return
+        if ranks[0] < self.max_rank:
+            self.first_match_hist[ranks[0]] += 1
+        positions = ranks + 1.0
+        ap = float(np.mean(np.arange(1, len(ranks) + 1) / positions))
+        self.ap_sum += ap
+        self.query_ap.append(ap)
+        self.inp_sum += len(ranks) / positions[-1]
+        self.num_valid += 1
 
     def result(self) -> Tuple[np.ndarray, float, float]:
         if self.num_valid == 0:
