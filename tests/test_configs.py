@@ -91,3 +91,19 @@ def test_daaf_variant_trains_a_few_steps_on_synthetic_data(path, tiny_cfg, tmp_p
     assert last["iteration"] == 2
     for branch in cfg.MODEL.DAAF.BRANCHES:
         assert math.isfinite(last[f"loss_{branch.lower()}"]) and last[f"loss_{branch.lower()}"] > 0
+
+
+def test_labels_dir_is_under_the_datasets_root_unless_absolute(tmp_path):
+    from daaf.data import resolve_labels_dir
+
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = str(tmp_path / "data")
+    assert resolve_labels_dir(cfg) == str(tmp_path / "data" / "daaf_labels")
+    cfg.DATASETS.LABELS_DIR = "daaf_labels_detectron2"
+    assert resolve_labels_dir(cfg) == str(tmp_path / "data" / "daaf_labels_detectron2")
+    cfg.DATASETS.LABELS_DIR = str(tmp_path / "elsewhere")
+    assert resolve_labels_dir(cfg) == str(tmp_path / "elsewhere")
+    # the shipped labelling configs write where training configs on the same root read
+    for path in PSEUDO_LABEL_CONFIGS:
+        labels_dir = load(path).DATASETS.LABELS_DIR
+        assert not os.path.isabs(labels_dir), f"{rel(path)}: LABELS_DIR should be relative to the datasets root"
