@@ -112,3 +112,35 @@ def test_pretrain_without_a_path_warns_and_an_unreachable_path_is_one_line(tmp_p
         with pytest.raises(UserError) as info:
             build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18, MODEL__BACKBONE__PRETRAIN=True, MODEL__BACKBONE__PRETRAIN_PATH=path))
         assert str(info.value).startswith(f"MODEL.BACKBONE.PRETRAIN_PATH: cannot load weights '{path}' (") and "\n" not in str(info.value)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/daaf_pickle_payload_ran",))
+
+
+@pytest.mark.detectron2
+def test_pkl_weights_load_without_unpickling_code(tmp_path):
+    import pickle
+
+    from daaf.utils.env import load_detectron2_weights
+
+    model = build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18)).backbone.body
+    state = {k: v.numpy() + 1.0 for k, v in model.state_dict().items() if v.is_floating_point()}
+    good = tmp_path / "R-18.pkl"
+    with open(good, "wb") as f:  # detectron2's model-zoo format: numpy arrays, "__author__"
+        pickle.dump({"model": state, "__author__": "test"}, f)
+    fresh = build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18)).backbone.body
+    load_detectron2_weights(fresh, str(good), "MODEL.BACKBONE.PRETRAIN_PATH")
+    assert all(torch.equal(fresh.state_dict()[k], torch.from_numpy(v)) for k, v in state.items())
+
+    evil = tmp_path / "evil.pkl"
+    with open(evil, "wb") as f:
+        pickle.dump({"model": {"stem.conv1.weight": _RunsCode()}, "__author__": "x"}, f)
+    if os.path.exists("/tmp/daaf_pickle_payload_ran"):
+        os.remove("/tmp/daaf_pickle_payload_ran")
+    with pytest.raises(UserError, match=r"MODEL.BACKBONE.PRETRAIN_PATH: refused to unpickle 'posix.system'"):
+        load_detectron2_weights(fresh, str(evil), "MODEL.BACKBONE.PRETRAIN_PATH")
+    assert not os.path.exists("/tmp/daaf_pickle_payload_ran")

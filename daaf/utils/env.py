@@ -130,13 +130,60 @@ def fetch_detectron2_weights(weights: str, key: str) -> str:
     return local
 
 
+# What a weights pickle (detectron2's model zoo, Detectron1/Caffe2) may build: NumPy arrays and
+# scalars, and containers. Anything else (a function to call, a class to make) is refused.
+_SAFE_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+}  # fmt: skip
+
+
+def load_weights_pickle(file, name: str):
+    """Unpickle a .pkl weights file without running code from it: only NumPy arrays, scalars and
+    containers may be built (detectron2's own loader calls pickle.load, which would run any code
+    the file names). UserError naming ``name`` and what the file asked for otherwise."""
+    import pickle
+
+    class _WeightsUnpickler(pickle.Unpickler):
+        def find_class(self, module, qualname):
+            if (module, qualname) in _SAFE_PICKLE_GLOBALS or (module.startswith("numpy") and qualname.endswith("DType")):
+                return super().find_class(module, qualname)
+            raise UserError(f"{name}: refused to unpickle '{module}.{qualname}' (a weights file holds arrays only; is it one?)")
+
+    return _WeightsUnpickler(file, encoding="latin1").load()
+
+
 def load_detectron2_weights(model, weights: str, key: str) -> None:
-    """``weights`` into the detectron2 ``model`` with detectron2's DetectionCheckpointer; a
-    one-line UserError naming ``key`` when the file cannot be read or is not a checkpoint."""
+    """``weights`` into the detectron2 ``model`` with detectron2's DetectionCheckpointer (its
+    name matching for model-zoo and Caffe2 files); .pkl files are unpickled by
+    :func:`load_weights_pickle`, .pth files by torch with weights_only. A one-line UserError naming
+    ``key`` when the file cannot be read or is not a checkpoint."""
     from detectron2.checkpoint import DetectionCheckpointer
 
+    class _SafeCheckpointer(DetectionCheckpointer):
+        def _torch_load(self, filename):  # detectron2's route for .pth files
+            return torch.load(filename, map_location="cpu", weights_only=True)
+
+        def _load_file(self, filename):
+            if filename.endswith(".pyth"):  # pycls, as detectron2 reads it, without unpickling code
+                state = self._torch_load(filename)["model_state"]
+                return {"model": {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")},
+                        "__author__": "pycls", "matching_heuristics": True}  # fmt: skip
+            if not filename.endswith(".pkl"):
+                return super()._load_file(filename)
+            with open(filename, "rb") as f:
+                data = load_weights_pickle(f, key)
+            if "model" in data and "__author__" in data:  # detectron2's model zoo format
+                return data
+            data = data.get("blobs", data)  # Detectron1 / Caffe2 files, as detectron2 reads them
+            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+
     try:
-        DetectionCheckpointer(model).load(weights)
+        _SafeCheckpointer(model).load(weights)
+    except UserError:
+        raise
     except Exception as e:  # a download without network, a missing or foreign file
         message = " ".join(str(e).split())[:300]
         raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None
