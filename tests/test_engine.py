@@ -91,6 +91,42 @@ def test_resume_restores_model_optimizer_scheduler_and_iteration(tiny_cfg, tmp_p
     assert resumed.scheduler.last_epoch == straight.scheduler.last_epoch == 8
 
 
+def test_resuming_a_finished_run_trains_and_writes_nothing_and_says_so(tiny_cfg, tmp_path, caplog):
+    import logging
+
+    cfg = toy_cfg(tiny_cfg, **{"SOLVER.MAX_ITER": 4, "OUTPUT_DIR": tmp_path / "run"})
+    DefaultTrainer(cfg).train()
+    metrics = (tmp_path / "run" / "metrics.json").read_bytes()
+    final = (tmp_path / "run" / "model_final.pth").read_bytes()
+    daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
+    daaf_logger.addHandler(caplog.handler)
+    try:
+        for max_iter, message in ((4, "Training already finished (iteration 3 of SOLVER.MAX_ITER 4): nothing to do"),
+                                  (2, "The checkpoint is at iteration 3, past SOLVER.MAX_ITER 2: nothing to train")):  # fmt: skip
+            resumed = DefaultTrainer(toy_cfg(cfg, **{"SOLVER.MAX_ITER": max_iter}))
+            resumed.resume_or_load(resume=True)
+            assert resumed.train() is None
+            assert message in caplog.text
+    finally:
+        daaf_logger.removeHandler(caplog.handler)
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == metrics  # no iteration 4, no new timing line
+    assert (tmp_path / "run" / "model_final.pth").read_bytes() == final
+
+
+def test_eval_only_keeps_the_runs_config_and_writes_its_own_beside_its_results(tiny_cfg, tmp_path):
+    import argparse
+
+    from daaf.engine import default_setup
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("the config the run was trained with\n")
+    cfg = toy_cfg(tiny_cfg, **{"OUTPUT_DIR": run, "MODEL.WEIGHTS": run / "model_final.pth"})
+    default_setup(cfg, argparse.Namespace(config_file="", eval_only=True))
+    assert (run / "config.yaml").read_text() == "the config the run was trained with\n"
+    assert f"WEIGHTS: {run / 'model_final.pth'}" in (run / "inference" / "config.yaml").read_text()
+
+
 def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_cfg, tmp_path):
     out = tmp_path / "killed"
     args = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "OUTPUT_DIR", str(out),

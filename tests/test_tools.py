@@ -296,7 +296,7 @@ class _FakeFaissIndex:
         return np.take_along_axis(scores, order, axis=1), order
 
 
-def test_faiss_search_agrees_with_exact_search(monkeypatch):
+def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
     import types
 
     search = load_tool("search")
@@ -305,6 +305,9 @@ def test_faiss_search_agrees_with_exact_search(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(Exception, match=r"--faiss: faiss is not installed \(pip install faiss-cpu\)"):
         search.top_k_faiss(query, gallery, "cosine", 4)
+    # the command says so before it extracts any feature (no config or checkpoint is even read)
+    assert run_tool_reporting_errors(capsys, "search", "--config-file", "no-such.yaml", "--query", "q.jpg", "--gallery", "g/",
+                                     "--faiss", "MODEL.WEIGHTS", "none.pth") == (2, "error: --faiss: faiss is not installed (pip install faiss-cpu)\n")  # fmt: skip
     fake = types.SimpleNamespace(IndexFlatIP=lambda d: _FakeFaissIndex(d, True), IndexFlatL2=lambda d: _FakeFaissIndex(d, False))
     monkeypatch.setitem(sys.modules, "faiss", fake)
     for metric in ("cosine", "euclidean"):

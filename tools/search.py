@@ -35,12 +35,18 @@ def top_k_exact(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
-    """The same through a flat faiss index (inner product on normalised features for cosine)."""
+def import_faiss():
+    """The faiss module, or a one-line UserError saying how to install it."""
     try:
         import faiss
     except ImportError:
         raise UserError("--faiss: faiss is not installed (pip install faiss-cpu)") from None
+    return faiss
+
+
+def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
+    """The same through a flat faiss index (inner product on normalised features for cosine)."""
+    faiss = import_faiss()
     if metric == "cosine":
         query = F.normalize(torch.from_numpy(query), dim=1).numpy()
         gallery = F.normalize(torch.from_numpy(gallery), dim=1).numpy()
@@ -54,6 +60,8 @@ def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
 
 
 def main(args):
+    if args.faiss:
+        import_faiss()  # before any feature is extracted
     cfg = inference_config(args.config_file, args.opts)
     model = load_inference_model(cfg)
     query, query_names = image_features(cfg, args.query, args.workers, model=model)

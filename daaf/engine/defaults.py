@@ -137,7 +137,11 @@ def default_setup(cfg: CfgNode, args) -> None:
             logger.info(f"Contents of args.config_file={args.config_file}:\n{f.read()}")
 
     if comm.is_main_process() and output_dir:
-        path = os.path.join(output_dir, "config.yaml")
+        # An evaluation must not change the training run's record (config.yaml is what it was
+        # trained with): its config goes beside its results.
+        eval_only = bool(getattr(args, "eval_only", False))
+        path = os.path.join(output_dir, "inference", "config.yaml") if eval_only else os.path.join(output_dir, "config.yaml")
+        PathManager.mkdirs(os.path.dirname(path))
         with atomic_write(path, "w") as f:
             f.write(cfg.dump())
         logger.info(f"Full config saved to {path}")
@@ -230,7 +234,19 @@ class DefaultTrainer(TrainerBase):
         return default_writers(self.cfg.OUTPUT_DIR, self.max_iter)
 
     def train(self):
-        """Train to SOLVER.MAX_ITER; returns the last evaluation results (if any)."""
+        """Train to SOLVER.MAX_ITER; returns the last evaluation results (if any). A run resumed
+        at or past SOLVER.MAX_ITER trains nothing and writes nothing, and says so."""
+        if self.start_iter >= self.max_iter:
+            done = self.start_iter - 1  # the iteration of the checkpoint it resumed from
+            if done + 1 == self.max_iter:
+                message = f"Training already finished (iteration {done} of SOLVER.MAX_ITER {self.max_iter}): nothing to do"
+            else:
+                message = (
+                    f"The checkpoint is at iteration {done}, past SOLVER.MAX_ITER {self.max_iter}: nothing to train "
+                    f"(raise SOLVER.MAX_ITER to train further)"
+                )
+            logging.getLogger(__name__).warning(message)
+            return None
         super().train(self.start_iter, self.max_iter)
         return getattr(self, "_last_eval_results", None)
 
