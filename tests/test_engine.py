@@ -301,3 +301,26 @@ def test_epoch_schedule_is_converted_to_iterations(tiny_cfg):
     assert tuple(trainer.cfg.SOLVER.STEPS) == (iters_per_epoch, 2 * iters_per_epoch)
     assert trainer.cfg.SOLVER.WARMUP_ITERS == iters_per_epoch and trainer.cfg.SOLVER.CHECKPOINT_PERIOD == 2 * iters_per_epoch
     assert trainer.cfg.TEST.EVAL_PERIOD == iters_per_epoch and trainer.cfg.MODEL.HEADS.NUM_CLASSES == 8
+
+
+def test_the_model_structure_goes_to_the_log_file_only(tiny_cfg):
+    import logging
+
+    records = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = records.append
+    daaf_logger = logging.getLogger("daaf")
+    daaf_logger.addHandler(handler)
+    old_level = daaf_logger.level
+    daaf_logger.setLevel(logging.DEBUG)
+    try:
+        model = DefaultTrainer.build_model(tiny_cfg)
+    finally:
+        daaf_logger.removeHandler(handler)
+        daaf_logger.setLevel(old_level)
+    structure = [r for r in records if r.getMessage().startswith("Model:\n")]
+    summary = [r for r in records if r.getMessage().startswith("Model: ReIDNetwork, ")]
+    # the console handler of setup_logger takes INFO and up, log.txt DEBUG and up
+    assert len(structure) == 1 and structure[0].levelno == logging.DEBUG and "res5" in structure[0].getMessage()
+    assert len(summary) == 1 and summary[0].levelno == logging.INFO
+    assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in summary[0].getMessage()

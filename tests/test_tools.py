@@ -167,6 +167,11 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys):
     # query 0: gallery 0 (same pid, same camera) is junk and skipped -> 1 (pid 2), 2 (pid 1), 3 (pid 2)
     assert [border(1, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
 
+    # without --output the picture goes beside the ranks file, not into the working directory
+    run_tool("visualize_ranked_list", "--ranks", path, "--top-k", "3")
+    assert cv2.imread(str(tmp_path / "ranked_list.png")).shape == picture.shape[:2] + (3,)
+    assert not os.path.exists("ranked_list.png")
+
     code, err = run_tool_reporting_errors(capsys, "visualize_ranked_list", "--ranks", str(tmp_path / "none.npz"))
     assert code == 2 and "ranks file not found" in err and "TEST.SAVE_RANKS True" in err
 
@@ -230,6 +235,9 @@ def test_onnx_and_torchscript_exports_match_pytorch_with_the_base_parameter_coun
     assert report["parameters"] == sum(p.numel() for p in base.parameters())
     assert report["parameters"] < sum(p.numel() for p in trained["model"].parameters())  # branches are gone
     assert report["files"]["onnx"]["max_abs_diff"] <= 1e-4 and report["files"]["torchscript"]["max_abs_diff"] <= 1e-4
+    cfg = trained["cfg"]
+    assert report["test_time_augmentation"]["flip"] == cfg.TEST.FLIP.ENABLED and report["metric"] == cfg.TEST.METRIC
+    assert report["preprocessing"]["pixel_mean"] == list(cfg.MODEL.PIXEL_MEAN) and "64x32" in report["preprocessing"]["input"]
 
     import onnxruntime
 

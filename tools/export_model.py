@@ -2,7 +2,9 @@
 """Export the inference network of a trained model: exactly the base network (a DAAF checkpoint
 loses its training-only branches), to ONNX (dynamic batch; input "images" (B, 3, H, W) float RGB
 0-255 at INPUT.SIZE_TEST, output "features") and TorchScript; with --format detectron2, a detectron2
-backbone's weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it). Each file is checked against PyTorch
+backbone's weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it).
+export.json records the preprocessing and the test-time augmentation (flip, 5 crops) the evaluation
+uses, which the exported network does not do: average its features over them yourself. Each file is checked against PyTorch
 on a batch of another size than the export's (max abs difference <= --tolerance, else exit 1).
 
     python tools/export_model.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
@@ -43,8 +45,30 @@ def main(args):
     model = ExportableReID(load_inference_model(cfg))
     height, width = cfg.INPUT.SIZE_TEST
     check_batch = example_images(height, width, batch=3, seed=1)
-    report = {"parameters": count_parameters(model), "input_size": [height, width], "files": {}}
+    report = {
+        "parameters": count_parameters(model),
+        "input_size": [height, width],
+        # what the caller must do around the exported network to get the evaluation's features
+        "preprocessing": {
+            "input": f"{cfg.INPUT.FORMAT} float 0-255, resized to {height}x{width} (INPUT.SIZE_TEST)",
+            "normalisation": "inside the network (MODEL.PIXEL_MEAN / MODEL.PIXEL_STD)",
+            "pixel_mean": list(cfg.MODEL.PIXEL_MEAN),
+            "pixel_std": list(cfg.MODEL.PIXEL_STD),
+        },
+        "test_time_augmentation": {
+            "flip": cfg.TEST.FLIP.ENABLED,
+            "five_crop": cfg.TEST.FIVE_CROP,
+            "note": "not in the exported network: average its features over the flipped image (and the 5 crops) "
+            "yourself to match tools/extract_features.py and the evaluation",
+        },
+        "metric": cfg.TEST.METRIC,
+        "files": {},
+    }
     print(f"Base network: {report['parameters']:,} parameters, input (B, 3, {height}, {width})")
+    tta = [name for name, on in (("flip", cfg.TEST.FLIP.ENABLED), ("5-crop", cfg.TEST.FIVE_CROP)) if on]
+    if tta:
+        print(f"Note: the evaluation averages features over {' and '.join(tta)} test-time augmentation; the exported "
+              "network computes one image's features (see export.json)")  # fmt: skip
     failed = []
     for fmt in args.format:
         name, export, difference = EXPORTERS[fmt]

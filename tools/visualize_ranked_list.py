@@ -25,8 +25,9 @@ def main(args):
     print(f"{'query':>6} {'AP':>7}  file")
     for q in queries:
         print(f"{q:>6} {ranks['query_ap'][q] * 100:7.2f}  {ranks['query_files'][q]}")
-    save_image(args.output, ranked_list_figure(ranks, queries, args.top_k))
-    print(f"{len(queries)} ranked lists ({args.order} first) drawn in {args.output}")
+    output = args.output or os.path.join(os.path.dirname(os.path.abspath(args.ranks)), "ranked_list.png")
+    save_image(output, ranked_list_figure(ranks, queries, args.top_k))
+    print(f"{len(queries)} ranked lists ({args.order} first) drawn in {output}")
 
 
 def parser():
@@ -36,7 +37,7 @@ def parser():
     p.add_argument("--queries", type=int, nargs="*", default=[], help="query indices, with --order given")
     p.add_argument("--num-queries", type=int, default=8)
     p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--output", default="ranked_list.png")
+    p.add_argument("--output", help="the picture (default: ranked_list.png beside the ranks file)")
     return p
 
 

@@ -286,7 +286,9 @@ class DefaultTrainer(TrainerBase):
         from daaf.modeling import build_model
 
         model = build_model(cfg)
-        logging.getLogger("daaf").info(f"Model:\n{model}")
+        logger = logging.getLogger("daaf")
+        logger.info(f"Model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters (structure in log.txt)")
+        logger.debug(f"Model:\n{model}")  # the file handler takes DEBUG, the console INFO
         return model
 
     @classmethod
