@@ -206,3 +206,26 @@ def test_candidate_path_and_sorting_path_agree_with_the_reference_on_a_strong_mo
     assert got[1] == pytest.approx(expected[1]) and got[2] == pytest.approx(expected[2])
     # random distances (a weak model): too many candidates, the sorting path is used instead
     assert rank._match_ranks_of_candidates(rng.random((q, g)).astype(np.float32), *problem[1:]) is None
+
+
+def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
+    from daaf.evaluation.evaluator import DatasetEvaluator, inference_on_dataset
+
+    class Counting(DatasetEvaluator):
+        def reset(self):
+            self.seen = 0
+
+        def process(self, batch, outputs):
+            self.seen += len(outputs)
+
+        def evaluate(self):
+            return {"seen": self.seen}
+
+    class Embed(torch.nn.Module):
+        def forward(self, images):
+            return images.float().flatten(1)
+
+    loader = torch.utils.data.DataLoader([{"images": torch.zeros(3, 8, 4, dtype=torch.uint8)}] * 6, batch_size=2)
+    assert inference_on_dataset(Embed(), loader, Counting()) == {"seen": 6}
+    err = capsys.readouterr().err
+    assert "inference: 100%" in err and err.endswith("\n")  # the next output starts on a new line

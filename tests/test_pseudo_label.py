@@ -332,6 +332,7 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path, capsys):
     cli = subprocess.run([sys.executable, os.path.join(REPO, "tools", "check_labels.py"), worse, truth_path, "--json", str(tmp_path / "q.json")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert cli.returncode == 0 and "mask IoU" in cli.stdout and "PCK" in cli.stdout
+    assert "crops without a person found count as IoU 0 and every keypoint wrong" in cli.stdout  # one crop was missed
     assert json.loads((tmp_path / "q.json").read_text())["found"] == n - 1
     spec = importlib.util.spec_from_file_location("check_labels_tool", os.path.join(REPO, "tools", "check_labels.py"))
     check_labels = importlib.util.module_from_spec(spec)

@@ -129,6 +129,14 @@ class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
         if comm.is_main_process():
             self.step(self.trainer.iter)
 
+    def step(self, iteration: int, **kwargs) -> None:
+        """As fvcore's, except that the last iteration is saved once, as ``model_final``: fvcore
+        also writes ``model_{iteration}`` there when the period divides MAX_ITER, a byte copy."""
+        if self.max_iter is not None and int(iteration) >= self.max_iter - 1:
+            self.checkpointer.save(f"{self.file_prefix}_final", iteration=int(iteration), **kwargs)
+            return
+        super().step(iteration, **kwargs)
+
 
 class LRScheduler(HookBase):
     """Put the learning rate into the storage and step the scheduler after every iteration."""

@@ -180,7 +180,7 @@ def extract_features(model, loader, flip: bool = False, crops: Sequence = (), pr
 
     model.eval()
     features, names = [], []
-    for batch in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
+    for batch in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=True):
         features.append(embed_batch(model, batch["images"], flip=flip, crops=crops).float().cpu())
         names += batch["file_names"]
     if not features:

@@ -223,7 +223,8 @@ def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_t
     with ExitStack() as stack:
         stack.enter_context(inference_context(model))
         stack.enter_context(torch.no_grad())
-        for batch in tqdm(data_loader, total=total, desc="inference", disable=not comm.is_main_process(), leave=False):
+        # leave=True: the bar ends its line, so the log line after it starts a line of its own
+        for batch in tqdm(data_loader, total=total, desc="inference", disable=not comm.is_main_process(), leave=True):
             outputs = embed_batch(model, batch["images"], flip=flip_test, crops=crops)
             evaluator.process(batch, outputs)
     duration = time.perf_counter() - start

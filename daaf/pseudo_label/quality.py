@@ -80,7 +80,8 @@ def format_quality(result: Dict) -> str:
     lines = [
         f"images with a ground-truth person: {result['images']}",
         f"labeler found a person in:         {result['found']} ({100.0 * result['found'] / max(result['images'], 1):.1f}%)",
-        f"mask IoU (mean / median):          {result['mask_iou']:.3f} / {result['mask_iou_median']:.3f}",
+        f"mask IoU (mean / median):          {result['mask_iou']:.3f} / {result['mask_iou_median']:.3f}"
+        + (" (crops without a person found count as IoU 0 and every keypoint wrong)" if result["found"] < result["images"] else ""),
         f"keypoints marked visible (recall): {result['visibility_recall']:.3f}",
     ]
     alphas = list(result["pck"])
