@@ -40,8 +40,8 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, caps
     pad = 4
     trinet = cv2.imread(summary["pictures"]["TriNet"]["attention"])
     daaf = cv2.imread(summary["pictures"]["DAAF-TriNet"]["attention"])
-    assert trinet.shape == (6 * (128 + pad) + pad, 2 * (64 + pad) + pad, 3)  # input + holistic CAM
-    assert daaf.shape == (6 * (128 + pad) + pad, 15 * (64 + pad) + pad, 3)  # + 6 group CAMs, HAB, 6 PAB groups
+    assert trinet.shape == (6 * (128 + pad) + pad, 3 * (64 + pad) + pad, 3)  # input + holistic CAM + colour key
+    assert daaf.shape == (6 * (128 + pad) + pad, 16 * (64 + pad) + pad, 3)  # + 6 group CAMs, HAB, 6 PAB groups
     ranked = cv2.imread(summary["pictures"]["DAAF-TriNet"]["ranked_list"])
     assert ranked.shape[1] == 9 * (128 + pad) + pad and ranked.shape[0] % (256 + pad) == pad
     assert cv2.imread(str(out / "cmc.png")) is not None

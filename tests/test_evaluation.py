@@ -155,6 +155,14 @@ def test_reid_evaluator_reports_metrics_and_writes_cmc_plot_and_ranks(tmp_path):
     np.testing.assert_array_equal(ranks["indices"][:, 0], dist.argmin(1))
     assert list(ranks["query_files"][:2]) == ["img0.jpg", "img1.jpg"]
     assert ranks["query_ap"].shape == (12,) and np.nanmean(ranks["query_ap"]) * 100 == pytest.approx(results["mAP"], rel=1e-5)
+    # the rank of each query's first true match, also where it lies beyond the saved top k
+    first = ranks["query_first_match"]
+    valid = first > 0
+    assert (first[valid] == 1).mean() == pytest.approx(results["Rank-1"] / 100)
+    for q in np.flatnonzero(valid):
+        order = np.argsort(dist[q], kind="stable")
+        keep = ~((pids[12:][order] == pids[q]) & (camids[12:][order] == camids[q]))
+        assert first[q] == np.flatnonzero(pids[12:][order][keep] == pids[q])[0] + 1
 
     reranked = ReIDEvaluator(12, metric="euclidean", rerank=True, rerank_params=(5, 2, 0.3))
     feed(reranked, features, pids, camids)
@@ -229,3 +237,13 @@ def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
     assert inference_on_dataset(Embed(), loader, Counting()) == {"seen": 6}
     err = capsys.readouterr().err
     assert "inference: 100%" in err and err.endswith("\n")  # the next output starts on a new line
+
+
+def test_per_run_cmc_plot_names_the_model_and_the_dataset(tmp_path):
+    from daaf.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path / "daaf_trinet_R18"), "MODEL.HEADS.NAME", "TriNetHead",
+                         "MODEL.BACKBONE.DEPTH", "18", "MODEL.DAAF.BRANCHES", "['HAB', 'PAB']"])  # fmt: skip
+    evaluator = ReIDEvaluator(cfg, 12, dataset_name="SyntheticPersons", output_dir=str(tmp_path))
+    assert evaluator.curve_label() == "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB) on SyntheticPersons"

@@ -141,7 +141,7 @@ def _write_solid(path, value):
     return path
 
 
-def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys):
+def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys, monkeypatch):
     files = [_write_solid(str(tmp_path / f"g{i}.png"), 20 * i) for i in range(5)]
     q_files = [_write_solid(str(tmp_path / f"q{i}.png"), 200) for i in range(2)]
     ranks = {
@@ -151,6 +151,7 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys):
         "query_pids": np.array([1, 2]), "gallery_pids": np.array([1, 2, 1, 2, 3]),
         "query_camids": np.array([0, 0]), "gallery_camids": np.array([0, 1, 1, 1, 1]),
         "query_ap": np.array([1.0, 0.5], dtype=np.float32), "cmc": np.ones(5, dtype=np.float32),
+        "query_first_match": np.array([1, 2]),
     }  # fmt: skip
     path = str(tmp_path / "ranks.npz")
     np.savez(path, **ranks)
@@ -166,6 +167,17 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys):
     assert [border(0, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
     # query 0: gallery 0 (same pid, same camera) is junk and skipped -> 1 (pid 2), 2 (pid 1), 3 (pid 2)
     assert [border(1, c) for c in (1, 2, 3)] == [NON_MATCH_COLOUR, MATCH_COLOUR, NON_MATCH_COLOUR]
+
+    # each query says where its first true match is (it may lie beyond the top k drawn)
+    from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure
+    from daaf.utils import visualization
+
+    labels = []
+    drawing = visualization.ranked_list_row
+    monkeypatch.setattr(visualization, "ranked_list_row", lambda *a: labels.append(a[-1]) or drawing(*a))
+    ranked_list_figure(load_ranks(path), [1, 0], 1)
+    assert labels == ["q1 AP 50.0%, 1st match #2", "q0 AP 100.0%, 1st match #1"]
+    monkeypatch.undo()
 
     # without --output the picture goes beside the ranks file, not into the working directory
     run_tool("visualize_ranked_list", "--ranks", path, "--top-k", "3")
@@ -214,7 +226,7 @@ def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp
              "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
     picture = cv2.imread(out)
     # input + holistic + 6 group CAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
-    columns = 1 + 1 + 6 + 1 + 6
+    columns = 1 + 1 + 6 + 1 + 6 + 1  # ... + the colour key
     assert picture.shape == (3 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
     from daaf.utils import attention_maps
 
@@ -276,14 +288,14 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
              "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
     np.testing.assert_allclose(np.load(out / "conv_shuffle.npz")["matrix"], matrix, atol=1e-6)
     assert cv2.imread(str(out / "conv_shuffle_matrix.png")) is not None
-    assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36) * (64 + PAD) + PAD
+    assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36 + 1) * (64 + PAD) + PAD
 
 
 def test_branch_outputs_picture(trained, tmp_path):
     out = str(tmp_path / "branches.png")
     run_tool("branch_outputs", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--output", out,
              "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
-    assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups
+    assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
     base = subprocess.run([sys.executable, os.path.join(REPO, ANALYSIS, "branch_outputs.py"), "--config-file", trained["base"],
                            "--input", trained["query"][0], "MODEL.WEIGHTS", trained["weights"]], capture_output=True, text=True)  # fmt: skip
     assert base.returncode == 2 and "MODEL.DAAF.BRANCHES is empty" in base.stderr.strip().splitlines()[-1]
@@ -323,3 +335,16 @@ def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
         faiss_idx, faiss_dist = search.top_k_faiss(query, gallery, metric, 4)
         np.testing.assert_array_equal(faiss_idx, exact_idx)
         np.testing.assert_allclose(faiss_dist, exact_dist, atol=1e-4)
+
+
+def test_attention_grid_ends_each_row_with_the_colour_key():
+    from daaf.utils.attention_maps import draw_attention_grid
+
+    images = torch.zeros(2, 3, 160, 80, dtype=torch.uint8)  # 160 high or more: drawn at their size
+    grid = draw_attention_grid(images, {"map": torch.rand(2, 10, 5)})
+    assert grid.shape == (2 * (160 + PAD) + PAD, 3 * (80 + PAD) + PAD, 3)  # input, map, colour key
+    for row in range(2):
+        top = PAD + row * (160 + PAD)
+        key = grid[top : top + 160, PAD + 2 * (80 + PAD) :][:, :80]
+        assert key[2, 4][0] > 100 and key[2, 4][2] < 50  # red at the top: each map's maximum
+        assert key[-3, 4][2] > 100 and key[-3, 4][0] < 50  # blue at the bottom: its minimum

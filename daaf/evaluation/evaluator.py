@@ -38,6 +38,14 @@ class DatasetEvaluator:
         pass
 
 
+def describe_model(cfg) -> str:
+    """A short name of the model a config trains, e.g. "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB)":
+    the run's folder name, then the head, the backbone depth and the DAAF branches."""
+    run = os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)) if cfg.OUTPUT_DIR else ""
+    parts = [f"{cfg.MODEL.HEADS.NAME}, ResNet-{cfg.MODEL.BACKBONE.DEPTH}", *cfg.MODEL.DAAF.BRANCHES]
+    return f"{run} ({' + '.join(parts)})" if run else " + ".join(parts)
+
+
 class ReIDEvaluator(DatasetEvaluator):
     """Collects embeddings of query + gallery (the first ``num_query`` items seen, in loader order,
     are queries), gathers them from every process and computes CMC / mAP / mINP.
@@ -65,6 +73,7 @@ class ReIDEvaluator(DatasetEvaluator):
         output_dir: Optional[str] = None,
         save_ranks: bool = False,
         dataset_name: str = "",
+        model_name: str = "",
     ):
         self.num_query = num_query
         self.metric = metric
@@ -76,6 +85,7 @@ class ReIDEvaluator(DatasetEvaluator):
         self.output_dir = output_dir
         self.save_ranks = save_ranks
         self.dataset_name = dataset_name
+        self.model_name = model_name
         self.reset()
 
     @classmethod
@@ -94,7 +104,12 @@ class ReIDEvaluator(DatasetEvaluator):
             "output_dir": output_dir,
             "save_ranks": cfg.TEST.SAVE_RANKS,
             "dataset_name": dataset_name,
+            "model_name": describe_model(cfg),
         }
+
+    def curve_label(self) -> str:
+        """What the CMC plot calls this evaluation: "<model> on <dataset>"."""
+        return " on ".join(n for n in (self.model_name or "model", self.dataset_name) if n)
 
     def reset(self):
         self._features, self._pids, self._camids, self._file_names = [], [], [], []
@@ -138,7 +153,8 @@ class ReIDEvaluator(DatasetEvaluator):
         results["mAP"] = mAP * 100
         results["mINP"] = mINP * 100
         if self.output_dir and comm.is_main_process():
-            self._write_outputs(cmc, top_k_parts, names, pids, camids, np.asarray(acc.query_ap, dtype=np.float32))
+            per_query = {"query_ap": np.asarray(acc.query_ap, dtype=np.float32), "query_first_match": np.asarray(acc.query_first_match, dtype=np.int64)}
+            self._write_outputs(cmc, top_k_parts, names, pids, camids, per_query)
         return results
 
     def _distance_chunks(self, qf, gf):
@@ -151,11 +167,11 @@ class ReIDEvaluator(DatasetEvaluator):
         for start in range(0, len(dist), self.chunk_size):
             yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
 
-    def _write_outputs(self, cmc, top_k_parts, names, pids, camids, query_ap):
+    def _write_outputs(self, cmc, top_k_parts, names, pids, camids, per_query):
         from daaf.utils.visualization import plot_cmc
 
         PathManager.mkdirs(self.output_dir)
-        plot_cmc({self.dataset_name or "model": cmc}, os.path.join(self.output_dir, "cmc.png"))
+        plot_cmc({self.curve_label(): cmc}, os.path.join(self.output_dir, "cmc.png"))
         if self.save_ranks:
             indices = np.concatenate([t[0] for t in top_k_parts])
             distances = np.concatenate([t[1] for t in top_k_parts])
@@ -172,7 +188,7 @@ class ReIDEvaluator(DatasetEvaluator):
                     query_camids=camids[:q],
                     gallery_camids=camids[q:],
                     cmc=cmc,
-                    query_ap=query_ap,
+                    **per_query,
                 )
 
 

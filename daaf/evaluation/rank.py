@@ -134,6 +134,7 @@ class RankAccumulator:
         self.num_valid = 0
         self.num_skipped = 0
         self.query_ap = []  # per query in the order added; NaN for a query without a true match
+        self.query_first_match = []  # per query: 1-based rank of its first true match; 0 without one
 
     def add(self, dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> None:
         """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery."""
@@ -155,7 +156,9 @@ class RankAccumulator:
         if len(ranks) == 0:
             self.num_skipped += 1
             self.query_ap.append(float("nan"))
+            self.query_first_match.append(0)
             return
+        self.query_first_match.append(int(ranks[0]) + 1)
         if ranks[0] < self.max_rank:
             self.first_match_hist[ranks[0]] += 1
         positions = ranks + 1.0

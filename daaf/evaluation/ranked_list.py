@@ -56,8 +56,8 @@ def ranked_gallery(ranks: Dict[str, np.ndarray], query: int, top_k: int):
 
 
 def ranked_list_figure(ranks: Dict[str, np.ndarray], queries: Sequence[int], top_k: int) -> np.ndarray:
-    """An RGB grid with one row per query of ``queries``: the query (labelled with its index and
-    AP) and its ``top_k`` gallery images (:func:`ranked_gallery`), bordered by correctness."""
+    """An RGB grid with one row per query of ``queries``: the query (labelled with its index, AP
+    and the rank of its first true match, which may lie beyond the top k) and its ``top_k`` gallery images (:func:`ranked_gallery`), bordered by correctness."""
     from daaf.data import read_image
     from daaf.utils.visualization import image_grid, ranked_list_row
 
@@ -66,5 +66,7 @@ def ranked_list_figure(ranks: Dict[str, np.ndarray], queries: Sequence[int], top
         gallery, distances, correct = ranked_gallery(ranks, q, top_k)
         images = [read_image(str(ranks["gallery_files"][g])) for g in gallery]
         label = f"q{q} AP {ranks['query_ap'][q] * 100:.1f}%"
+        if "query_first_match" in ranks:  # ranks.npz files written before it lack it
+            label += f", 1st match #{int(ranks['query_first_match'][q])}"
         rows.append(ranked_list_row(read_image(str(ranks["query_files"][q])), images, distances, correct, label))
     return image_grid(rows)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .visualization import image_grid, label_panel, overlay_heatmap
+from .visualization import colour_scale_panel, image_grid, label_panel, overlay_heatmap
 
 __all__ = [
     "grad_cam",
@@ -137,7 +137,8 @@ def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
 
 def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max_columns: Optional[int] = None) -> np.ndarray:
     """One row per image: the image, then each map (B, h, w) or (B, C, h, w) (max over C) overlaid
-    on it, labelled with its name. Returns an RGB grid."""
+    on it, labelled with its name and, at the bottom, its maximum (each map is coloured from its
+    own minimum to its maximum), and last the colour key. Returns an RGB grid."""
     rows: List[List[np.ndarray]] = []
     names = list(maps)[: max_columns or None]
     for i in range(len(images)):
@@ -146,8 +147,9 @@ def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max
         row = [label_panel(image, "input")]
         for name in names:
             m = maps[name][i]
-            m = m.amax(dim=0) if m.dim() == 3 else m
-            row.append(label_panel(overlay_heatmap(image, m.float().numpy()), name))
+            m = (m.amax(dim=0) if m.dim() == 3 else m).float().numpy()
+            row.append(label_panel(overlay_heatmap(image, m), name, footer=f"max {m.max():.3g}"))
+        row.append(colour_scale_panel(*image.shape[:2]))
         rows.append(row)
     return image_grid(rows)
 

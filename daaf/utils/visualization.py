@@ -8,7 +8,8 @@ import numpy as np
 from .file_io import atomic_write
 
 __all__ = [
-    "plot_cmc", "overlay_heatmap", "image_grid", "save_image", "label_panel", "bordered", "fit_panel", "ranked_list_row",
+    "plot_cmc", "overlay_heatmap", "colour_scale_panel", "image_grid", "save_image", "label_panel", "bordered", "fit_panel",
+    "ranked_list_row",
 ]
 
 
@@ -47,13 +48,29 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) 
     return np.uint8(np.clip((1 - alpha) * image + alpha * colour, 0, 255))
 
 
-def label_panel(panel: np.ndarray, text: str, colour=(255, 255, 255)) -> np.ndarray:
-    """A copy of an RGB panel with ``text`` written on a dark strip at its top."""
+def label_panel(panel: np.ndarray, text: str, colour=(255, 255, 255), footer: str = "") -> np.ndarray:
+    """A copy of an RGB panel with ``text`` written on a dark strip at its top (and ``footer``
+    on one at its bottom)."""
     out = panel.copy()
     strip = max(10, out.shape[0] // 14)
-    out[:strip] = (out[:strip] * 0.3).astype(np.uint8)
-    cv2.putText(out, text, (2, strip - 3), cv2.FONT_HERSHEY_SIMPLEX, strip / 30.0, colour, 1, cv2.LINE_AA)
+    for line, top in ((text, 0), (footer, out.shape[0] - strip)):
+        if line:
+            out[top : top + strip] = (out[top : top + strip] * 0.3).astype(np.uint8)
+            cv2.putText(out, line, (2, top + strip - 3), cv2.FONT_HERSHEY_SIMPLEX, strip / 30.0, colour, 1, cv2.LINE_AA)
     return out
+
+
+def colour_scale_panel(height: int, width: int) -> np.ndarray:
+    """The key of :func:`overlay_heatmap`'s colours: a JET bar from each map's minimum (bottom)
+    to its maximum (top), which the panels print as "max ..."; RGB (height, width, 3)."""
+    panel = np.full((height, width, 3), 255, np.uint8)
+    bar_width = max(width // 4, 4)
+    ramp = np.linspace(255, 0, height, dtype=np.float32)[:, None].repeat(bar_width, axis=1)
+    panel[:, 2 : 2 + bar_width] = cv2.applyColorMap(np.uint8(ramp), cv2.COLORMAP_JET)[:, :, ::-1]
+    scale = max(height // 14, 10) / 30.0
+    for text, y in (("max", 14), ("each", height // 2 - 8), ("map's", height // 2 + 4), ("own", height // 2 + 16), ("min", height - 4)):
+        cv2.putText(panel, text, (bar_width + 4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return panel
 
 
 def image_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, background: int = 255) -> np.ndarray:
