@@ -52,6 +52,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def cpu_processes(monkeypatch):
+    """The processes this test starts (spawned workers, subprocesses) run on the CPU with gloo,
+    also on a machine with a GPU: where CUDA is visible the launcher gives each process a GPU
+    (NCCL), and a 2-process test on a 1-GPU machine would be refused."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture
 def hide_detectron2(monkeypatch):
     """detectron2 hidden in this process, as on a machine without it: every ``import detectron2``
     raises ModuleNotFoundError (tests/without_detectron2.py does the same for subprocesses)."""

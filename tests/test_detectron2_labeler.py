@@ -137,6 +137,7 @@ def test_detectron2_labeler_end_to_end_on_synthetic_crops(detecting_weights, syn
 
 
 @pytest.mark.detectron2
+@pytest.mark.usefixtures("cpu_processes")
 def test_train_net_pseudo_label_killed_half_way_then_rerun_on_two_gloo_processes_gives_the_uninterrupted_file(
     detecting_weights, synthetic_root, reference_labels, tmp_path
 ):

@@ -182,6 +182,7 @@ def _ddp_worker(cfg, result_dir):
     )
 
 
+@pytest.mark.usefixtures("cpu_processes")
 def test_two_process_gloo_ddp_gives_disjoint_shards_and_identical_weights(tiny_cfg, tmp_path):
     cfg = toy_cfg(tiny_cfg, **{"SOLVER.IMS_PER_BATCH": 16, "OUTPUT_DIR": tmp_path / "ddp"})
     launch(_ddp_worker, 2, dist_url="auto", args=(cfg, str(tmp_path)))
@@ -209,6 +210,7 @@ def test_destroy_process_groups_forgets_cached_groups_so_a_new_group_can_start()
     comm.destroy_process_groups()  # nothing initialised: a no-op
 
 
+@pytest.mark.usefixtures("cpu_processes")
 def test_train_net_under_torchrun(tiny_cfg, tmp_path):
     out = tmp_path / "torchrun"
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",

@@ -180,6 +180,7 @@ def _evaluator_worker(features, pids, camids, out_dir):
     torch.save(results, os.path.join(out_dir, f"rank{comm.get_rank()}.pt"))
 
 
+@pytest.mark.usefixtures("cpu_processes")
 def test_evaluator_in_two_gloo_processes_equals_single_process(tmp_path):
     from daaf.engine import launch
 

@@ -232,6 +232,7 @@ def _labelling_worker(cfg):
     pseudo_label_from_config(cfg)
 
 
+@pytest.mark.usefixtures("cpu_processes")
 def test_two_process_sharded_run_equals_one_process_run(tiny_cfg, tmp_path):
     one = labelling_cfg(tiny_cfg, tmp_path / "one", **{"PSEUDO_LABEL.SPLITS": "['train', 'gallery']"})
     two = labelling_cfg(tiny_cfg, tmp_path / "two", **{"PSEUDO_LABEL.SPLITS": "['train', 'gallery']"})
