@@ -51,6 +51,11 @@ def test_resnet_is_torchvisions_network_with_its_parameter_names(depth):
     layout = {"conv1": "stem.0", "bn1": "stem.1", "layer1": "res2", "layer2": "res3", "layer3": "res4", "layer4": "res5"}
     renamed = {layout[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]: v for k, v in state.items()}
     assert set(renamed) == set(backbone.state_dict())  # same parameters and buffers, same shapes below
+    torch.manual_seed(0)
+    seeded_reference = getattr(torchvision.models, f"resnet{depth}")(weights=None).state_dict()
+    torch.manual_seed(0)
+    seeded = ResNet(depth=depth).state_dict()  # the same seeded initialisation as torchvision's
+    assert all(torch.equal(seeded[layout[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]], v) for k, v in seeded_reference.items() if not k.startswith("fc."))
     backbone.load_state_dict(renamed)
     images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():

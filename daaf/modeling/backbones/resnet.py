@@ -96,6 +96,9 @@ class _TorchvisionLayout(nn.Module):
             inplanes = planes * block.expansion
             layers += [block(inplanes, planes) for _ in range(1, count)]
             setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
+        # torchvision creates its classifier here; drawing its initial weights too keeps the random
+        # stream, and so a seeded initialisation, identical to torchvision's
+        nn.Linear(512 * block.expansion, 1000)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
