@@ -106,6 +106,17 @@ def tiny_cfg(synthetic_root, tmp_path):
     return cfg
 
 
+def load_tool(name, folder="tools"):
+    """A script of ``folder`` (tools/, projects/DAAF/analysis/, ...) as a module, to call its
+    ``main`` in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, folder, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def label_file_content(path):
     """A label file without its creation time, for comparing two labelling runs."""
     with open(path) as f:

@@ -1,13 +1,12 @@
 """The main job (tools/demo.py) end to end on the tiny synthetic data: two training runs through
 tools/train_net.py, the table, summary.json and the pictures."""
 
-import importlib.util
 import json
 import os
 
 import cv2
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_tool
 
 
 def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, capsys):
@@ -17,9 +16,7 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, caps
             "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.CROP_FROM", "[72, 36]", "INPUT.SIZE_TEST", "[64, 32]",
             "DATALOADER.NUM_WORKERS", "0", "SOLVER.CHECKPOINT_PERIOD", "100", "LOG_PERIOD", "2"]  # fmt: skip
     # The demo's own process is this one (its two training runs are tools/train_net.py subprocesses).
-    spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(REPO, "tools", "demo.py"))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool("demo")
     assert demo.main(demo.parser().parse_args(argv)) is None
     result = capsys.readouterr()
 

@@ -4,7 +4,6 @@ file, the missing-label path of training, the quality check. A test-double label
 the real one when detectron2 is installed."""
 
 import glob
-import importlib.util
 import json
 import os
 import shlex
@@ -20,6 +19,7 @@ from pycocotools.coco import COCO
 
 import toy_components  # noqa: F401  (registers ToyPersonLabeler)
 from conftest import label_file_content as file_content
+from conftest import load_tool
 from daaf.engine import launch
 from daaf.pseudo_label import box_iou, match_box, select_person
 from daaf.pseudo_label.label_file import decode_mask, load_label_file, make_annotation, write_label_file
@@ -335,9 +335,7 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path, capsys):
     assert cli.returncode == 0 and "mask IoU" in cli.stdout and "PCK" in cli.stdout
     assert "crops without a person found count as IoU 0 and every keypoint wrong" in cli.stdout  # one crop was missed
     assert json.loads((tmp_path / "q.json").read_text())["found"] == n - 1
-    spec = importlib.util.spec_from_file_location("check_labels_tool", os.path.join(REPO, "tools", "check_labels.py"))
-    check_labels = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check_labels)
+    check_labels = load_tool("check_labels")
     capsys.readouterr()
     assert check_labels.main([str(tmp_path / "nope.json"), truth_path]) == 2
     assert capsys.readouterr().err.strip() == f"error: label file not found: {tmp_path / 'nope.json'}"

@@ -1,7 +1,6 @@
 """The inference tools: feature extraction, search, ranked lists, attention maps, export. Each runs
 on a tiny DAAF model (ResNet-18, 64x32) with a checkpoint the test writes."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_tool
 from daaf.data import ReIDDatasetMapper, get_dataset
 from daaf.modeling import build_model
 from daaf.utils.attention_maps import grad_cam
@@ -20,13 +20,6 @@ from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
-
-
-def load_tool(name, folder="tools"):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, folder, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(name, *argv, folder="tools"):

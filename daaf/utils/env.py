@@ -113,6 +113,12 @@ def detectron2_checkpoint_url(name: str, key: str) -> str:
         raise UserError(f"{key}: '{name}' has no weights in detectron2's model zoo; give a weights file or URL") from None
 
 
+def _cannot_load_weights(key: str, weights: str, error: Exception) -> UserError:
+    """The one-line error for weights that cannot be had or read, with the cause on the same line."""
+    message = " ".join(str(error).split())[:300]
+    return UserError(f"{key}: cannot load weights '{weights}' ({type(error).__name__}: {message})")
+
+
 def fetch_detectron2_weights(weights: str, key: str) -> str:
     """A local copy of ``weights`` (a path, a URL or a detectron2:// name; URLs are downloaded
     once into detectron2's cache) through detectron2's PathManager; a one-line UserError naming
@@ -123,8 +129,7 @@ def fetch_detectron2_weights(weights: str, key: str) -> str:
     try:
         local = Detectron2PathManager.get_local_path(weights)
     except Exception as e:  # no network, an unknown host, a 404
-        message = " ".join(str(e).split())[:300]
-        raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None
+        raise _cannot_load_weights(key, weights, e) from None
     if not os.path.isfile(local):
         raise UserError(f"{key}: cannot load weights '{weights}' (no such file)")
     return local
@@ -185,5 +190,4 @@ def load_detectron2_weights(model, weights: str, key: str) -> None:
     except UserError:
         raise
     except Exception as e:  # a download without network, a missing or foreign file
-        message = " ".join(str(e).split())[:300]
-        raise UserError(f"{key}: cannot load weights '{weights}' ({type(e).__name__}: {message})") from None
+        raise _cannot_load_weights(key, weights, e) from None
