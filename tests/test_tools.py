@@ -194,11 +194,11 @@ def test_grad_cam_sums_the_maps_of_every_embedding_component():
 
 
 def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
-    from daaf.utils.attention_maps import holistic_and_partial_cams
+    from daaf.utils.attention_maps import grad_cam_maps
 
     model = trained["model"].eval()
     images = torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    cams = holistic_and_partial_cams(model, images, stage="stem")
+    cams = grad_cam_maps(model, images, stage="stem")
     assert set(cams) == {"holistic", *(f"group{g}" for g in range(6))}
     with torch.enable_grad():
         features = model.backbone(model.preprocess_image(images))
@@ -213,6 +213,45 @@ def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
         torch.testing.assert_close(cams[name], reference, rtol=1e-4, atol=1e-6 * float(reference.abs().max()))
 
 
+def brute_force_paper_map(targets, activations):
+    """(1/N) sum_n (1/C) sum_c |d targets[:, n] / dA_c * A_c|, one backward per component n."""
+    total = torch.zeros(activations.shape[0], *activations.shape[-2:])
+    for n in range(targets.shape[1]):
+        (grad,) = torch.autograd.grad(targets[:, n].sum(), activations, retain_graph=True)
+        total += (grad * activations).abs().mean(dim=1)
+    return total / targets.shape[1]
+
+
+def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trained):
+    from daaf.utils.attention_maps import paper_attention_maps
+
+    model = trained["model"].eval()
+    images = torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    maps = paper_attention_maps(model, images)
+    assert set(maps) == {"holistic", *(f"group{g}" for g in range(6))}
+    captured = []
+    handle = model.backbone.stem[2].register_forward_hook(lambda m, i, o: captured.append(o))  # conv1 + BN + ReLU
+    with torch.enable_grad():
+        features = model.backbone(model.preprocess_image(images))
+        handle.remove()
+        conv1 = captured[0]
+        pab = model.branches["PAB"]
+        expected = {
+            "holistic": brute_force_paper_map(model.heads(features[model.head_in_feature]), conv1).detach(),
+            "group2": brute_force_paper_map(features[pab.source][:, pab.group_slice(2)].mean(dim=(-2, -1)), conv1).detach(),
+        }
+    for name, reference in expected.items():
+        assert maps[name].shape == (2, 32, 16) and reference.min() >= 0 and reference.max() > 0  # before max-pool: stride 2
+        torch.testing.assert_close(maps[name], reference, rtol=1e-4, atol=1e-5 * float(reference.max()))
+
+    # a partial map is not a copy of the holistic one (as Grad-CAM's were at the stem)
+    def unit(m):
+        return m / m.flatten(1).amax(1)[:, None, None]
+
+    for g in range(6):
+        assert (unit(maps[f"group{g}"]) - unit(maps["holistic"])).abs().max() > 0.05
+
+
 def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "attention.png")
     run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:3], "--branches",
@@ -224,7 +263,7 @@ def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp
     from daaf.utils import attention_maps
 
     # a model without branches is refused before any map is computed
-    monkeypatch.setattr(attention_maps, "holistic_and_partial_cams", lambda *a, **k: pytest.fail("computed maps first"))
+    monkeypatch.setitem(attention_maps.ATTENTION_MAP_METHODS, "paper", lambda *a, **k: pytest.fail("computed maps first"))
     code, err = run_tool_reporting_errors(capsys, "visualize_attention", "--config-file", trained["base"], "--input", trained["query"][0],
                                           "--branches", "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
     assert code == 2 and "no attention branches" in err.strip().splitlines()[-1]

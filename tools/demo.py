@@ -56,7 +56,7 @@ def run_results(output_dir: str) -> dict:
 
 
 def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
-    """Attention maps (Grad-CAM, and HAB/PAB outputs for DAAF) of 6 query crops and the 6 worst
+    """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of 6 query crops and the 6 worst
     ranked lists of ``output_dir``'s model. Returns {picture kind: path}."""
     from daaf.data import get_dataset
     from daaf.engine.inference import inference_config, load_inference_model, read_test_images
@@ -69,7 +69,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     model = load_inference_model(cfg, keep_branches=True)
     query = get_dataset(DATASET, cfg.DATASETS.ROOT, log=False).query
     paths = [r["file_name"] for r in query[:: max(len(query) // 6, 1)][:6]]
-    grid, _ = attention_figure(model, read_test_images(cfg, paths), stage="stem", branches=bool(cfg.MODEL.DAAF.BRANCHES))
+    grid, _ = attention_figure(model, read_test_images(cfg, paths), branches=bool(cfg.MODEL.DAAF.BRANCHES))
     pictures = {"attention": os.path.join(out_root, f"attention_{tag}.png")}
     save_image(pictures["attention"], grid)
 

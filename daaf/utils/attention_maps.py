@@ -1,10 +1,12 @@
-"""What a model looks at: Grad-CAM attention maps (holistic and per PAB group) and the HAB mask /
-PAB heatmaps a trained DAAF model predicts (the paper's Figs. 7-8)."""
+"""What a model looks at: the paper's attention maps (holistic HAM and partial PAM per PAB group,
+Eqs. 5-8) or standard Grad-CAM, and the HAB mask / PAB heatmaps a trained DAAF model predicts (the
+paper's Figs. 7-8)."""
 
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .errors import UserError
 from .visualization import colour_scale_panel, image_grid, label_panel, overlay_heatmap
@@ -13,7 +15,11 @@ __all__ = [
     "grad_cam",
     "grad_cam_from_weights",
     "stage_channel_gradients",
-    "holistic_and_partial_cams",
+    "grad_cam_maps",
+    "mean_gradient_times_input",
+    "paper_attention_maps",
+    "ATTENTION_MAP_METHODS",
+    "ATTENTION_LAYERS",
     "branch_predictions",
     "draw_attention_grid",
     "attention_figure",
@@ -44,17 +50,41 @@ def grad_cam(targets: torch.Tensor, activations: torch.Tensor, chunk: int = 32) 
     return grad_cam_from_weights(torch.cat(weights, dim=1), activations.detach())
 
 
-def _stage_module(backbone, stage: str):
+# Layers that are not a stage output of the backbone, by the module that makes them in the project's
+# ResNet and in the detectron2 adapter. "conv1" is the paper's A: the stride-2 map before max-pool.
+# detectron2's stem applies its ReLU functionally, so there it is the map before the ReLU; the paper's
+# maps are the same either way (where ReLU zeroes A it also zeroes dx/dA, so |dx/dA * A| agrees).
+_LAYER_MODULES = {"conv1": ("stem.2", "body.stem.conv1")}
+ATTENTION_LAYERS = ("conv1", "stem", "res2", "res3", "res4", "res5")
+
+
+def _layer_module(backbone, layer: str):
     modules = dict(backbone.named_modules())
-    for name in (stage, f"body.{stage}"):  # the project's ResNet, the detectron2 adapter
+    for name in _LAYER_MODULES.get(layer, (layer, f"body.{layer}")):
         if name in modules:
             return modules[name]
-    raise UserError(f"--stage: no module of the backbone makes '{stage}'")
+    raise UserError(f"--stage: no module of the backbone makes '{layer}' (expected one of {', '.join(ATTENTION_LAYERS)})")
+
+
+def _attention_targets(model):
+    """features -> {"holistic": test embedding (B, D), "group{g}": spatial mean of PAB group g's
+    channels of the final map (B, |S_g|)} (no groups for a model without PAB)."""
+    pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
+
+    def targets(features):
+        out = {"holistic": model.heads(features[model.head_in_feature])}
+        if pab is not None:
+            final = features[pab.source]
+            for g in range(len(pab.groups)):
+                out[f"group{g}"] = final[:, pab.group_slice(g)].mean(dim=(-2, -1))
+        return out
+
+    return targets
 
 
 def stage_channel_gradients(model, images: torch.Tensor, stage: str, targets_fn, chunk: int = 16):
-    """For backbone ``stage``'s activations A (B, C, h, w): A and, for each (B, D) target that
-    ``targets_fn(features)`` returns by name, G[b, d, c] = sum over h, w of d target[b, d] / dA[b, c].
+    """For the activations A (B, C, h, w) of backbone layer ``stage``: A and, for each (B, D) target
+    that ``targets_fn(features)`` returns by name, G[b, d, c] = sum over h, w of d target[b, d] / dA[b, c].
 
     Forward-mode differentiation: a spatially constant shift of channel c of A is one tangent, so
     C forward passes (``chunk`` channels at a time, as a replicated batch) give the gradients of
@@ -63,14 +93,17 @@ def stage_channel_gradients(model, images: torch.Tensor, stage: str, targets_fn,
     """
     import torch.autograd.forward_ad as forward_ad
 
+    module = _layer_module(model.backbone, stage)
     x = model.preprocess_image(images)
-    with torch.no_grad():
-        features = model.backbone(x)
-    if stage not in features:
-        raise UserError(f"--stage: '{stage}' is not one of the backbone's stages {list(features)}")
-    activations = features[stage]
+    captured = []
+    handle = module.register_forward_hook(lambda mod, inputs, output: captured.append(output.clone()))
+    try:
+        with torch.no_grad():
+            model.backbone(x)
+    finally:
+        handle.remove()
+    activations = captured[0]
     b, c = activations.shape[:2]
-    module = _stage_module(model.backbone, stage)
     gradients = {}
     for start in range(0, c, chunk):
         k = min(chunk, c - start)
@@ -89,29 +122,67 @@ def stage_channel_gradients(model, images: torch.Tensor, stage: str, targets_fn,
     return activations, {name: torch.cat(parts, dim=2) for name, parts in gradients.items()}
 
 
-def holistic_and_partial_cams(model, images: torch.Tensor, stage: str = "stem") -> Dict[str, torch.Tensor]:
-    """Grad-CAM maps (B, h, w) at backbone ``stage``: "holistic" from the test embedding and, for a
-    model with a PAB branch, "group{g}" from the average-pooled channels of PAB group g (exactly
-    :func:`grad_cam` of those targets, computed by :func:`stage_channel_gradients`)."""
+def grad_cam_maps(model, images: torch.Tensor, stage: str = "conv1") -> Dict[str, torch.Tensor]:
+    """Standard Grad-CAM maps (B, h, w) at backbone layer ``stage``: "holistic" from the test
+    embedding and, for a model with a PAB branch, "group{g}" from the average-pooled channels of PAB
+    group g (exactly :func:`grad_cam` of those targets, computed by :func:`stage_channel_gradients`)."""
     model = getattr(model, "module", model)
     was_training = model.training
     model.eval()
-    pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
-
-    def targets(features):
-        out = {"holistic": model.heads(features[model.head_in_feature])}
-        if pab is not None:
-            final = features[pab.source]
-            for g in range(len(pab.groups)):
-                out[f"group{g}"] = final[:, pab.group_slice(g)].mean(dim=(-2, -1))
-        return out
-
     try:
-        activations, gradients = stage_channel_gradients(model, images, stage, targets)
+        activations, gradients = stage_channel_gradients(model, images, stage, _attention_targets(model))
     finally:
         model.train(was_training)
     area = activations.shape[-2] * activations.shape[-1]
     return {name: grad_cam_from_weights(g / area, activations).cpu() for name, g in gradients.items()}
+
+
+def mean_gradient_times_input(targets: torch.Tensor, activations: torch.Tensor, max_elements: int = 2**25, progress=None) -> torch.Tensor:
+    """The paper's attention map of (B, N) targets over (B, C, h, w) activations A (Eqs. 5-8):
+    (1/N) sum_n L^n with L^n = (1/C) sum_c |d targets[:, n] / dA_c (*) A_c| -> (B, h, w).
+
+    One batched backward per chunk of components, the chunk sized so that its gradients hold at most
+    ``max_elements`` numbers; samples must not interact (the model in eval mode). ``progress`` (a
+    tqdm bar, optional) advances by the number of components done."""
+    b, n = targets.shape
+    chunk = max(1, min(n, max_elements // activations.numel()))
+    eye = torch.eye(n, device=targets.device, dtype=targets.dtype)
+    detached = activations.detach()
+    total = torch.zeros(b, *activations.shape[-2:], device=activations.device, dtype=activations.dtype)
+    for start in range(0, n, chunk):
+        rows = eye[start : start + chunk]  # (k, N)
+        grad_outputs = rows[:, None, :].expand(len(rows), b, n)
+        (grads,) = torch.autograd.grad(targets, activations, grad_outputs, retain_graph=True, is_grads_batched=True)
+        total += (grads * detached).abs().mean(dim=2).sum(dim=0)  # (k, B, C, h, w) -> (B, h, w)
+        if progress is not None:
+            progress.update(len(rows))
+    return total / n
+
+
+def paper_attention_maps(model, images: torch.Tensor, stage: str = "conv1") -> Dict[str, torch.Tensor]:
+    """The paper's attention maps (B, h, w) at backbone layer ``stage`` (the paper's is conv1):
+    "holistic" (HAM, Eqs. 5-6) from the test embedding and, for a model with PAB, "group{g}" (PAM_g,
+    Eqs. 7-8) from the global-average-pooled channels of group g of the final map."""
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    captured = []
+    handle = _layer_module(model.backbone, stage).register_forward_hook(lambda mod, inputs, output: captured.append(output))
+    try:
+        with torch.enable_grad():
+            features = model.backbone(model.preprocess_image(images))
+            targets = _attention_targets(model)(features)
+            # one backward per embedding / pooled channel component: tens of seconds on a CPU
+            with tqdm(total=sum(t.shape[1] for t in targets.values()), desc="attention maps", unit="gradient", leave=True) as bar:
+                return {name: mean_gradient_times_input(t, captured[0], progress=bar).detach().cpu() for name, t in targets.items()}
+    finally:
+        handle.remove()
+        model.train(was_training)
+
+
+# How the attention tool and the demo compute their maps, by the name given to --method.
+ATTENTION_MAP_METHODS = {"paper": paper_attention_maps, "grad-cam": grad_cam_maps}
+_MAP_LABELS = {"paper": ("HAM", "PAM g"), "grad-cam": ("CAM holistic", "CAM group")}
 
 
 @torch.no_grad()
@@ -154,13 +225,18 @@ def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max
     return image_grid(rows)
 
 
-def attention_figure(model, images: torch.Tensor, stage: str = "stem", branches: bool = False):
+def attention_figure(model, images: torch.Tensor, stage: str = "conv1", branches: bool = False, method: str = "paper"):
     """The attention picture of uint8 images (B, 3, H, W): per image a row with the image, the
-    holistic and per-group Grad-CAM maps at ``stage`` and, with ``branches``, the HAB / PAB
-    predictions. Returns (RGB grid, names of the map columns)."""
+    holistic and per-group attention maps at ``stage`` by ``method`` (a name of
+    ``ATTENTION_MAP_METHODS``) and, with ``branches``, the HAB / PAB predictions. Returns (RGB grid,
+    names of the map columns)."""
+    if method not in ATTENTION_MAP_METHODS:
+        raise UserError(f"--method: unknown attention map method '{method}' (expected one of {', '.join(ATTENTION_MAP_METHODS)})")
     if branches and not getattr(getattr(model, "module", model), "branches", {}):  # before the maps' work
         raise UserError("--branches: this model has no attention branches (give the DAAF config and checkpoint)")
-    maps = {f"CAM {k}": v for k, v in holistic_and_partial_cams(model, images, stage).items()}
+    holistic, group = _MAP_LABELS[method]
+    computed = ATTENTION_MAP_METHODS[method](model, images, stage)
+    maps = {(holistic if k == "holistic" else group + k[len("group"):]): v for k, v in computed.items()}
     if branches:
         maps.update(branch_predictions(model, images))
     return draw_attention_grid(images, maps), list(maps)
