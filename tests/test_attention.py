@@ -209,3 +209,71 @@ def test_a_few_daaf_training_steps_on_synthetic_data_lower_the_loss(tiny_cfg):
         optimizer.step()
     for name in ("loss_hab", "loss_pab", "loss_triplet"):
         assert history[-1][name] < history[0][name], name
+
+
+def test_shared_decoder_normalises_all_groups_together_so_inference_matches_training():
+    # With BatchNorm momentum 1 the running statistics are those of the last training batch: the
+    # same batch must then give the same predictions at inference as in training. Decoding each
+    # group in its own call normalised it by its own statistics in training but by the running
+    # statistics of a mixture of groups at inference.
+    model = build_model(daaf_cfg("PAB"))
+    pab = model.branches["PAB"]
+    for module in pab.decoders.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+    with torch.no_grad():
+        features = backbone_features(model.eval(), fake_batch())
+        pab.train()
+        training = pab.predict(features)
+        pab.eval()
+        inference = pab.predict(features)
+    for g, (t, i) in enumerate(zip(training, inference)):
+        torch.testing.assert_close(i, t, rtol=1e-3, atol=1e-4, msg=f"group {g}")
+    # ... and one group decoded alone at inference is the same as within all groups
+    torch.testing.assert_close(pab.predictors[2](pab.decode_group(features["res5"], 2)), inference[2])
+
+
+def test_branch_predictions_start_at_the_prior_not_at_one_half():
+    model = build_model(daaf_cfg("HAB", "PAB")).eval()
+    with torch.no_grad():
+        features = backbone_features(model, fake_batch())
+        predictions = [model.branches["HAB"].predict(features), *model.branches["PAB"].predict(features)]
+    for p in predictions:
+        assert (p - 0.01).abs().max() < 0.005
+
+
+def test_heatmap_peaks_hit_keypoints_within_alpha_of_the_crop_height():
+    from daaf.utils.attention_maps import heatmap_peak_hits
+
+    heatmaps = torch.zeros(1, 3, 16, 8)  # 64x32 crops: 4 image pixels per heatmap pixel
+    heatmaps[0, 0, 2, 3] = heatmaps[0, 1, 10, 1] = heatmaps[0, 2, 5, 5] = 1.0  # peaks at (14, 10), (6, 42), (22, 22)
+    keypoints = torch.tensor([[[14.0, 16.0, 2], [6.0, 50.0, 2], [22.0, 22.0, 0]]])  # 6 px, 8 px away; invisible
+    hits, visible = heatmap_peak_hits(heatmaps, keypoints, (64, 32), alpha=0.1)  # within 6.4 px
+    assert hits.tolist() == [[True, False, False]] and visible.tolist() == [[True, True, False]]
+    assert heatmap_peak_hits(heatmaps, keypoints, (64, 32), alpha=0.13)[0].tolist() == [[True, True, False]]
+
+
+def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(monkeypatch):
+    from daaf.utils import attention_maps
+
+    model = build_model(daaf_cfg("PAB"))
+    groups = model.branches["PAB"].groups
+    keypoints = torch.zeros(3, 17, 3)
+    keypoints[..., 2] = 2
+    keypoints[..., 0] = torch.tensor([6.0, 14.0, 22.0])[:, None]  # the crops' keypoints move along x
+    keypoints[..., 1] = 30.0
+
+    def peaks_at(xs):  # every heatmap of crop b peaks at (xs[b], 30) in image pixels
+        maps = torch.zeros(3, 17, 16, 8)
+        for b, x in enumerate(xs):
+            maps[b, :, 7, int(x // 4)] = 1.0
+        return {f"PAB g{g}": maps[:, group] for g, group in enumerate(groups)}
+
+    images = torch.zeros(3, 3, 64, 32, dtype=torch.uint8)
+    monkeypatch.setattr(attention_maps, "branch_predictions", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
+    following = attention_maps.pab_keypoint_pck(model, images, keypoints)
+    monkeypatch.setattr(attention_maps, "branch_predictions", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
+    fixed = attention_maps.pab_keypoint_pck(model, images, keypoints)
+    assert following["all"] == 1.0 and fixed["all"] == pytest.approx(1 / 3)
+    assert following["fixed_pose"] == fixed["fixed_pose"] == pytest.approx(1 / 3)  # the median pose hits the middle crop
+    assert following["spread"] > 0 and fixed["spread"] == 0

@@ -14,7 +14,7 @@ import torch
 from conftest import load_tool
 from daaf.data import ReIDDatasetMapper, get_dataset
 from daaf.modeling import build_model
-from daaf.utils.attention_maps import grad_cam
+from daaf.utils.attention_maps import grad_cam, labelled_query_batch
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
 
@@ -305,7 +305,7 @@ ANALYSIS = os.path.join("projects", "DAAF", "analysis")
 def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_path):
     tool = load_tool("conv_shuffle", ANALYSIS)
     model = trained["model"].eval()
-    batch = tool.labelled_batch(trained["cfg"], 6)
+    batch = labelled_query_batch(trained["cfg"], 6)
     assert batch["keypoints"].shape == (6, 17, 3) and (batch["keypoints"][..., 2] > 0).any()
     matrix, maps = tool.conv_shuffle_matrix(model, batch["images"], batch["keypoints"])
     assert matrix.shape == (6, 6) and np.all((matrix >= 0) & (matrix <= 1))
@@ -323,10 +323,15 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
     assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36 + 1) * (64 + PAD) + PAD
 
 
-def test_branch_outputs_picture(trained, tmp_path):
+def test_branch_outputs_picture(trained, tmp_path, capsys):
     out = str(tmp_path / "branches.png")
-    run_tool("branch_outputs", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--output", out,
+    run_tool("branch_outputs", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--output", out, "--pck", "5",
              "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
+    from daaf.utils.attention_maps import format_pck, pab_keypoint_pck
+
+    batch = labelled_query_batch(trained["cfg"], 5)
+    expected = format_pck(pab_keypoint_pck(trained["model"], batch["images"], batch["keypoints"]), 0.1)
+    assert capsys.readouterr().out.splitlines()[-1] == f"SyntheticPersons query (5 crops): {expected}"
     assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
     base = subprocess.run([sys.executable, os.path.join(REPO, ANALYSIS, "branch_outputs.py"), "--config-file", trained["base"],
                            "--input", trained["query"][0], "MODEL.WEIGHTS", trained["weights"]], capture_output=True, text=True)  # fmt: skip

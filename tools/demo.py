@@ -55,13 +55,14 @@ def run_results(output_dir: str) -> dict:
     return result
 
 
-def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
-    """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of 6 query crops and the 6 worst
-    ranked lists of ``output_dir``'s model. Returns {picture kind: path}."""
+def draw_pictures(config: str, output_dir: str, out_root: str, opts):
+    """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of 6 query crops
+    and the 6 worst ranked lists of ``output_dir``'s model; for a model with PAB, how well its
+    heatmap peaks find the query crops' keypoints. Returns ({picture kind: path}, PCK dict or None)."""
     from daaf.data import get_dataset
     from daaf.engine.inference import inference_config, load_inference_model, read_test_images
     from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
-    from daaf.utils.attention_maps import attention_figure
+    from daaf.utils.attention_maps import PCK_ALPHA, attention_figure, labelled_query_batch, pab_keypoint_pck
     from daaf.utils.visualization import save_image
 
     tag = os.path.splitext(os.path.basename(config))[0]
@@ -76,7 +77,11 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts) -> dict:
     ranks = load_ranks(os.path.join(output_dir, "inference", DATASET, "ranks.npz"))
     pictures["ranked_list"] = os.path.join(out_root, f"ranked_list_{tag}.png")
     save_image(pictures["ranked_list"], ranked_list_figure(ranks, select_queries(ranks["query_ap"], "worst", 6), 8))
-    return pictures
+    pck = None
+    if "PAB" in cfg.MODEL.DAAF.BRANCHES:
+        batch = labelled_query_batch(cfg)
+        pck = pab_keypoint_pck(model, batch["images"], batch["keypoints"], PCK_ALPHA)
+    return pictures, pck
 
 
 def format_table(results: dict) -> str:
@@ -107,7 +112,9 @@ def main(args):
         if not (args.skip_existing and os.path.isfile(os.path.join(output_dir, "model_final.pth"))):
             train(config, run_opts)
         results[name] = run_results(output_dir)
-        pictures[name] = draw_pictures(config, output_dir, out_root, run_opts)
+        pictures[name], pck = draw_pictures(config, output_dir, out_root, run_opts)
+        if pck is not None:
+            results[name]["pab_pck"] = pck
         curves[name] = np.load(os.path.join(output_dir, "inference", DATASET, "ranks.npz"))["cmc"]
     plot_cmc(curves, os.path.join(out_root, "cmc.png"))
     with atomic_write(os.path.join(out_root, "summary.json"), "w") as f:
@@ -118,6 +125,10 @@ def main(args):
     print(f"Synthetic persons ({DATASET}), ResNet-18 TriNet vs DAAF-TriNet, 128x64, CPU\n")
     print(format_table(results))
     verdict = "beats" if daaf["mAP"] > base["mAP"] else "does NOT beat"
+    if "pab_pck" in daaf:
+        from daaf.utils.attention_maps import PCK_ALPHA, format_pck
+
+        print(f"DAAF-TriNet on the {DATASET} query crops: {format_pck(daaf['pab_pck'], PCK_ALPHA)}")
     print(f"\nDAAF-TriNet {verdict} TriNet here (mAP {daaf['mAP'] - base['mAP']:+.2f}, Rank-1 {daaf['Rank-1'] - base['Rank-1']:+.2f}).")
     print("\nOutputs:")
     for name, output_dir in output_dirs.items():

@@ -165,13 +165,27 @@ class PartAttentionBranch(nn.Module):
         decoder = self.decoders[0] if len(self.decoders) == 1 else self.decoders[g]
         return decoder(x[:, self.group_slice(g)])
 
+    def decode_groups(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The decoded channels of every group of the source map ``x`` (B, C, h, w): G tensors
+        (B, decoder channels, h * 2^n, w * 2^n).
+
+        A shared decoder decodes all groups in one call, stacked along the batch: its BatchNorm
+        then normalises training batches with statistics over all groups, the same population its
+        running statistics (used at inference) average. Called once per group, each group was
+        normalised by its own batch statistics in training but by the running statistics of a
+        mixture of groups at inference, and the predictions at inference were garbage.
+        """
+        if len(self.decoders) > 1:
+            return [self.decode_group(x, g) for g in range(len(self.groups))]
+        b, _, h, w = x.shape
+        g, c = len(self.groups), self.group_channels
+        stacked = x[:, : g * c].reshape(b, g, c, h, w).transpose(0, 1).reshape(g * b, c, h, w)
+        return list(self.decoders[0](stacked).unflatten(0, (g, b)).unbind(0))
+
     def predict(self, features: dict) -> List[torch.Tensor]:
         """Per group: (B, len(group), h, w) heatmaps, or (B, 3, h, w) stripe images."""
-        x = features[self.source]
-        outputs = []
-        for g, predictor in enumerate(self.predictors):
-            outputs.append(predictor(self.decode_group(x, g)))
-        return outputs
+        decoded = self.decode_groups(features[self.source])
+        return [predictor(d) for predictor, d in zip(self.predictors, decoded)]
 
     def targets(self, batch: dict, output_size) -> List[torch.Tensor]:
         """Per group, the target of ``predict``'s output: heatmaps of the group's keypoints

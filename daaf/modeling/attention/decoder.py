@@ -1,5 +1,7 @@
 """DAAF's decoder: stride-2 transposed convolutions that upsample a feature map 2^n times."""
 
+import math
+
 import torch
 from torch import nn
 
@@ -51,13 +53,22 @@ class Decoder(nn.Module):
 
 
 class Predictor(nn.Module):
-    """1x1 convolution to ``out_channels`` maps, then the final activation ("sigmoid" or "")."""
+    """1x1 convolution to ``out_channels`` maps, then the final activation ("sigmoid" or "").
 
-    def __init__(self, in_channels: int, out_channels: int, activation: str = "sigmoid"):
+    The convolution starts near zero (weights ~ N(0, 0.001^2)) with its bias at the logit of
+    ``prior`` (the sigmoid's output then starts at ``prior`` everywhere), as detection and pose
+    heads do: with PyTorch's default initialisation the maps start at ~0.5, the first steps drive
+    the background down with large updates, and pixels that overshoot to logits of 50+ stay
+    saturated (the sigmoid's gradient vanishes there): PAB learnt a fixed lattice of 1.0 dots.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, activation: str = "sigmoid", prior: float = 0.01):
         super().__init__()
         if activation not in ("sigmoid", ""):
             raise ConfigError(f"MODEL.DAAF.DECODER.ACTIVATION: expected 'sigmoid' or '', got '{activation}'")
         self.conv = nn.Conv2d(in_channels, out_channels, 1).to(memory_format=torch.channels_last)
+        nn.init.normal_(self.conv.weight, std=0.001)
+        nn.init.constant_(self.conv.bias, math.log(prior / (1 - prior)) if activation == "sigmoid" else 0.0)
         self.activation = activation
 
     def forward(self, x):

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """What the training-only branches of a trained DAAF model predict at inference (the paper's
 Figs. 7-8): per crop, the person mask of HAB and the keypoint heatmaps of each PAB group.
-(tools/visualize_attention.py --branches draws the same next to the Grad-CAM maps.)
+(tools/visualize_attention.py --branches draws the same next to the attention maps.) With --pck N
+it also measures how well the PAB heatmap peaks find the keypoints: PCK@--alpha on the first N
+(0: all) query crops of DATASETS.TEST[0] against their label file.
 
     python projects/DAAF/analysis/branch_outputs.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
         --input 'datasets/SyntheticPersons/query/*.jpg' --output branch_outputs.png \
@@ -22,7 +24,14 @@ from daaf.engine.inference import (  # noqa: E402
     load_inference_model,
     read_test_images,
 )
-from daaf.utils.attention_maps import branch_predictions, draw_attention_grid  # noqa: E402
+from daaf.utils.attention_maps import (  # noqa: E402
+    PCK_ALPHA,
+    branch_predictions,
+    draw_attention_grid,
+    format_pck,
+    labelled_query_batch,
+    pab_keypoint_pck,
+)
 from daaf.utils.errors import UserError  # noqa: E402
 from daaf.utils.visualization import save_image  # noqa: E402
 
@@ -37,6 +46,10 @@ def main(args):
     maps = branch_predictions(model, images)
     save_image(args.output, draw_attention_grid(images, maps))
     print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
+    if args.pck is not None:
+        batch = labelled_query_batch(cfg, args.pck)
+        pck = pab_keypoint_pck(model, batch["images"], batch["keypoints"], args.alpha)
+        print(f"{cfg.DATASETS.TEST[0]} query ({len(batch['images'])} crops): {format_pck(pck, args.alpha)}")
 
 
 def parser():
@@ -44,6 +57,8 @@ def parser():
     p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
     p.add_argument("--num-images", type=int, default=8)
     p.add_argument("--output", default="branch_outputs.png")
+    p.add_argument("--pck", type=int, metavar="N", help="also print the PAB peaks' PCK on N labelled query crops (0: all)")
+    p.add_argument("--alpha", type=float, default=PCK_ALPHA, help="PCK threshold, x the crop height")
     return p
 
 

@@ -5,7 +5,7 @@ channel group of the final feature map really responsible for its own body parts
 Each channel group i of the final map is decoded (by the shared decoder) and read by the 1x1
 convolution of every group j, trained to output group j's keypoint heatmaps. Entry (i, j) of the
 matrix is the share of group j's visible keypoints whose predicted peak lies within --alpha x the
-map height of the true keypoint. The diagonal (i = j) is what the trained branch predicts; if the
+crop height of the true keypoint. The diagonal (i = j) is what the trained branch predicts; if the
 groups are decoupled, a conv fed with another group's channels (off-diagonal) fails. Writes the
 matrix as a picture and a .npz, and a grid of the shuffled heatmaps of one crop.
 
@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
 from daaf.engine.inference import inference_argument_parser, inference_config, load_inference_model  # noqa: E402
+from daaf.utils.attention_maps import heatmap_peak_hits, labelled_query_batch  # noqa: E402
 from daaf.utils.errors import UserError  # noqa: E402
 
 
@@ -42,20 +43,12 @@ def conv_shuffle_matrix(model, images: torch.Tensor, keypoints: torch.Tensor, al
     groups = pab.groups
     decoded = [pab.decode_group(final, i) for i in range(len(groups))]
     maps = [[pab.predictors[j](decoded[i]).float().cpu() for j in range(len(groups))] for i in range(len(groups))]
-    h, w = maps[0][0].shape[-2:]
-    scale = torch.tensor([w / images.shape[-1], h / images.shape[-2]])
     matrix = np.full((len(groups), len(groups)), np.nan)
     for j, group in enumerate(groups):
-        truth = keypoints[:, group].float()
-        visible = truth[..., 2] > 0
-        if not visible.any():
-            continue
-        true_xy = truth[..., :2] * scale
         for i in range(len(groups)):
-            flat = maps[i][j].flatten(2).argmax(-1)
-            pred_xy = torch.stack([flat % w, flat // w], dim=-1).float() + 0.5
-            correct = (pred_xy - true_xy).norm(dim=-1) <= alpha * h
-            matrix[i, j] = float(correct[visible].float().mean())
+            hits, visible = heatmap_peak_hits(maps[i][j], keypoints[:, group], images.shape[-2:], alpha)
+            if visible.any():
+                matrix[i, j] = float(hits.sum() / visible.sum())
     return matrix, maps
 
 
@@ -83,20 +76,6 @@ def plot_matrix(matrix: np.ndarray, path: str, group_names) -> None:
     plt.close(fig)
 
 
-def labelled_batch(cfg, num_images: int):
-    """A test-transformed batch of query crops with their label-file keypoints."""
-    from daaf.data import MappedDataset, ReIDDatasetMapper, attach_labels, get_dataset, reid_collate, resolve_labels_dir
-    from daaf.data.mapper import build_augmentations
-    from daaf.pseudo_label.label_file import label_file_path
-
-    name = cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else cfg.DATASETS.TRAIN[0]
-    records = [dict(r) for r in get_dataset(name, cfg.DATASETS.ROOT, log=False).query[:num_images]]
-    attach_labels(records, label_file_path(resolve_labels_dir(cfg), name, "query"))
-    mapper = ReIDDatasetMapper(is_train=False, augmentations=build_augmentations(cfg, False), image_format=cfg.INPUT.FORMAT, use_labels=True)
-    items = [MappedDataset(records, mapper)[i] for i in range(len(records))]
-    return reid_collate(items)
-
-
 def main(args):
     from daaf.utils.attention_maps import draw_attention_grid
     from daaf.utils.file_io import atomic_write
@@ -104,7 +83,7 @@ def main(args):
 
     cfg = inference_config(args.config_file, args.opts)
     model = load_inference_model(cfg, keep_branches=True)
-    batch = labelled_batch(cfg, args.num_images)
+    batch = labelled_query_batch(cfg, args.num_images)
     matrix, maps = conv_shuffle_matrix(model, batch["images"], batch["keypoints"], args.alpha)
     os.makedirs(args.output_dir, exist_ok=True)
     names = [f"g{g}: " + ",".join(str(k) for k in group) for g, group in enumerate(model.branches["PAB"].groups)]
@@ -121,7 +100,7 @@ def main(args):
 def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--num-images", type=int, default=64, help="query crops (with labels) to measure on")
-    p.add_argument("--alpha", type=float, default=0.1, help="PCK threshold, x the heatmap height")
+    p.add_argument("--alpha", type=float, default=0.1, help="PCK threshold, x the image height")
     p.add_argument("--output-dir", default="output/conv_shuffle")
     return p
 
