@@ -1,21 +1,43 @@
-"""Query-gallery distances from features, one chunk of queries at a time."""
+"""Query-gallery distances from features: the one place that defines the metrics ("cosine",
+"euclidean") the evaluator, re-ranking and the tools use."""
 
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["compute_distance_chunks", "compute_distance"]
+__all__ = ["METRICS", "prepare_features", "pairwise_distance", "paired_distance", "compute_distance_chunks", "compute_distance"]
+
+METRICS = ("cosine", "euclidean")
 
 
-def _prepare(features: torch.Tensor, metric: str) -> torch.Tensor:
+def prepare_features(features, metric: str) -> torch.Tensor:
+    """(N, D) features as float32 as the metric compares them: L2-normalised for cosine."""
     features = torch.as_tensor(features).float()
     if metric == "cosine":
         return F.normalize(features, dim=1)
     if metric == "euclidean":
         return features
-    raise ValueError(f"TEST.METRIC: expected 'cosine' or 'euclidean', got '{metric}'")
+    raise ValueError(f"TEST.METRIC: expected one of {', '.join(METRICS)}, got '{metric}'")
+
+
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor, metric: str, b_sq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(M, N) distances between prepared features (M, D) and (N, D): 1 - cos for cosine, ||a - b||
+    for euclidean (``b_sq``: b's squared norms (N,), when known). One matrix product either way."""
+    if metric == "cosine":
+        return 1.0 - a @ b.t()
+    if b_sq is None:
+        b_sq = b.pow(2).sum(1)
+    return torch.addmm(a.pow(2).sum(1, keepdim=True) + b_sq[None], a, b.t(), alpha=-2.0).clamp_(min=0).sqrt_()
+
+
+def paired_distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tensor:
+    """(P,) distances between the rows of prepared features a and b (P, D), as pairwise_distance
+    computes them."""
+    if metric == "cosine":
+        return 1.0 - (a * b).sum(1)
+    return (a.pow(2).sum(1) + b.pow(2).sum(1) - 2.0 * (a * b).sum(1)).clamp_(min=0).sqrt_()
 
 
 def compute_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine", chunk_size: int = 512) -> Iterator[Tuple[np.ndarray, slice]]:
@@ -23,15 +45,12 @@ def compute_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: 
 
     cosine: 1 - cos(q, g); euclidean: ||q - g||. Peak memory is chunk_size x G, not Q x G.
     """
-    q = _prepare(query, metric)
-    g = _prepare(gallery, metric).to(q.device)
+    q = prepare_features(query, metric)
+    g = prepare_features(gallery, metric).to(q.device)
     g_sq = g.pow(2).sum(1) if metric == "euclidean" else None
     for start in range(0, len(q), chunk_size):
         block = q[start : start + chunk_size]
-        if metric == "cosine":
-            dist = 1.0 - block @ g.t()
-        else:
-            dist = (block.pow(2).sum(1, keepdim=True) + g_sq[None] - 2.0 * block @ g.t()).clamp_(min=0).sqrt_()
+        dist = pairwise_distance(block, g, metric, g_sq)
         yield dist.cpu().numpy().astype(np.float32, copy=False), slice(start, start + len(block))
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from .distance import paired_distance, pairwise_distance, prepare_features
+
 __all__ = ["re_ranking", "re_ranking_features"]
 
 logger = logging.getLogger(__name__)
@@ -67,36 +69,28 @@ class _MatrixSource:
 
 
 class _FeatureSource:
-    """Distances computed on the fly from features (Euclidean or cosine), never all at once."""
+    """Distances computed on the fly from features (the metrics of ``daaf.evaluation.distance``),
+    never all at once."""
 
     def __init__(self, query_features, gallery_features, metric: str, device):
-        feats = torch.cat([torch.as_tensor(query_features), torch.as_tensor(gallery_features)]).float()
-        if metric == "cosine":
-            feats = torch.nn.functional.normalize(feats, dim=1)
-        elif metric != "euclidean":
-            raise ValueError(f"metric: expected 'euclidean' or 'cosine', got '{metric}'")
+        feats = prepare_features(torch.cat([torch.as_tensor(query_features), torch.as_tensor(gallery_features)]), metric)
         self.metric = metric
         self.features = feats.to(device)
+        self.sq_norms = self.features.pow(2).sum(1) if metric == "euclidean" else None
         self.num_query = len(query_features)
         self.size = len(feats)
         self.device = device
 
-    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.metric == "cosine":
-            return 1.0 - a @ b.t()
-        return torch.cdist(a, b).float()
-
     def rows(self, start: int, stop: int) -> torch.Tensor:
-        return self._dist(self.features[start:stop], self.features)
+        return pairwise_distance(self.features[start:stop], self.features, self.metric, self.sq_norms)
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         out = np.empty(len(i), dtype=np.float32)
-        step = 1 << 18
+        step = max(1, (1 << 26) // self.features.shape[1])  # two gathered blocks of 256 MB at most
         for s in range(0, len(i), step):
             a = self.features[torch.as_tensor(i[s : s + step], device=self.device)]
             b = self.features[torch.as_tensor(j[s : s + step], device=self.device)]
-            d = 1.0 - (a * b).sum(1) if self.metric == "cosine" else (a - b).norm(dim=1)
-            out[s : s + step] = d.cpu().numpy()
+            out[s : s + step] = paired_distance(a, b, self.metric).cpu().numpy()
         return out
 
 
@@ -114,16 +108,23 @@ def re_ranking_features(query_features, gallery_features, metric: str = "euclide
 
 
 def _nearest_neighbours(source, k: int, chunk_size: int):
-    """(N, k) indices of each row's k smallest squared distances (ascending) and (N,) row maxima."""
-    n = source.size
+    """One pass over the rows of the (q+g)^2 squared distances: (N, k) indices of each row's k
+    smallest (ascending), (N,) row maxima and the (q, g) query-gallery block divided by the query
+    rows' maxima (the "original distance" term of the final mix)."""
+    n, q = source.size, source.num_query
     ranks = np.empty((n, k), dtype=np.int64)
     row_max = np.empty(n, dtype=np.float32)
+    original = np.empty((q, n - q), dtype=np.float32)
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        sq = source.rows(start, stop).pow(2)
-        row_max[start:stop] = sq.max(dim=1).values.cpu().numpy()
+        sq = source.rows(start, stop).pow_(2)  # rows() hands over a fresh block
+        block_max = sq.max(dim=1).values
+        row_max[start:stop] = block_max.cpu().numpy()
         ranks[start:stop] = torch.topk(sq, k, dim=1, largest=False, sorted=True).indices.cpu().numpy()
-    return ranks, row_max
+        if start < q:
+            last = min(stop, q) - start
+            original[start : start + last] = (sq[:last, q:] / block_max[:last, None]).cpu().numpy()
+    return ranks, row_max, original
 
 
 def _reciprocal_mask(ranks: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -159,7 +160,7 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     if not 1 <= k2 <= k1 + 1:
         raise ValueError(f"re-ranking needs 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     k = min(k1 + 1, n)
-    ranks, row_max = _nearest_neighbours(source, k, chunk_size)
+    ranks, row_max, original = _nearest_neighbours(source, k, chunk_size)
     k_half = min(int(np.around(k1 / 2.0)) + 1, k)
     recip = _reciprocal_mask(ranks)
     ranks_half = np.ascontiguousarray(ranks[:, :k_half])
@@ -183,12 +184,10 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     final = np.empty((q, num_gallery), dtype=np.float32)
     for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=32_000_000):
         final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
-    original = np.empty_like(final)
-    for s in range(0, q, chunk_size):
-        e = min(s + chunk_size, q)
-        block = source.rows(s, e)[:, q:].pow(2).cpu().numpy()
-        original[s:e] = block / row_max[s:e, None]
-    return final * (1 - lambda_value) + original * lambda_value
+    final *= 1 - lambda_value
+    original *= lambda_value
+    final += original
+    return final
 
 
 def _chunks_by_cost(v_query: sparse.csr_matrix, lengths_per_col: np.ndarray, budget: int):
