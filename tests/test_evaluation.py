@@ -248,3 +248,23 @@ def test_per_run_cmc_plot_names_the_model_and_the_dataset(tmp_path):
                          "MODEL.BACKBONE.DEPTH", "18", "MODEL.DAAF.BRANCHES", "['HAB', 'PAB']"])  # fmt: skip
     evaluator = ReIDEvaluator(cfg, 12, dataset_name="SyntheticPersons", output_dir=str(tmp_path))
     assert evaluator.curve_label() == "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB) on SyntheticPersons"
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_re_ranking_pair_distances_kept_from_the_neighbour_search_equal_computed_ones(metric):
+    from daaf.evaluation.distance import compute_distance
+    from daaf.evaluation.rerank import _FeatureSource, _nearest_neighbours, _pair_squared_distances
+
+    rng = np.random.default_rng(0)
+    qf, gf = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(30, 5)).astype(np.float32)
+    source = _FeatureSource(qf, gf, metric, torch.device("cpu"))
+    ranks, nearest_sq, row_max, original = _nearest_neighbours(source, 4, 6, 12)
+    everything = np.concatenate([qf, gf])
+    dense_sq = compute_distance(everything, everything, metric) ** 2
+    np.testing.assert_allclose(nearest_sq, np.take_along_axis(dense_sq, ranks, 1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(original, dense_sq[:7, 7:] / dense_sq[:7].max(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    rows, cols = rng.integers(0, 37, 200), rng.integers(0, 37, 200)
+    kept = _pair_squared_distances(source, rows, cols, ranks, nearest_sq)
+    computed = _pair_squared_distances(source, rows, cols, ranks[:, :1], nearest_sq[:, :1])  # only the items themselves kept
+    np.testing.assert_allclose(kept, dense_sq[rows, cols], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(computed, dense_sq[rows, cols], rtol=1e-4, atol=1e-5)

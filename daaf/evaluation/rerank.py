@@ -107,12 +107,14 @@ def re_ranking_features(query_features, gallery_features, metric: str = "euclide
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
 
 
-def _nearest_neighbours(source, k: int, chunk_size: int):
-    """One pass over the rows of the (q+g)^2 squared distances: (N, k) indices of each row's k
-    smallest (ascending), (N,) row maxima and the (q, g) query-gallery block divided by the query
-    rows' maxima (the "original distance" term of the final mix)."""
+def _nearest_neighbours(source, k: int, chunk_size: int, k_store: int):
+    """One pass over the rows of the (q+g)^2 squared distances. Returns (N, k_store) indices of each
+    row's k_store smallest (ascending) and (N, k_store) those squared distances, (N,) row maxima,
+    and the (q, g) query-gallery block divided by the query rows' maxima (the "original distance"
+    term of the final mix)."""
     n, q = source.size, source.num_query
-    ranks = np.empty((n, k), dtype=np.int64)
+    ranks = np.empty((n, k_store), dtype=np.int64)
+    nearest_sq = np.empty((n, k_store), dtype=np.float32)
     row_max = np.empty(n, dtype=np.float32)
     original = np.empty((q, n - q), dtype=np.float32)
     for start in range(0, n, chunk_size):
@@ -120,11 +122,29 @@ def _nearest_neighbours(source, k: int, chunk_size: int):
         sq = source.rows(start, stop).pow_(2)  # rows() hands over a fresh block
         block_max = sq.max(dim=1).values
         row_max[start:stop] = block_max.cpu().numpy()
-        ranks[start:stop] = torch.topk(sq, k, dim=1, largest=False, sorted=True).indices.cpu().numpy()
+        top = torch.topk(sq, k_store, dim=1, largest=False, sorted=True)
+        ranks[start:stop] = top.indices.cpu().numpy()
+        nearest_sq[start:stop] = top.values.cpu().numpy()
         if start < q:
             last = min(stop, q) - start
             original[start : start + last] = (sq[:last, q:] / block_max[:last, None]).cpu().numpy()
-    return ranks, row_max, original
+    return ranks, nearest_sq, row_max, original
+
+
+def _pair_squared_distances(source, rows: np.ndarray, cols: np.ndarray, ranks: np.ndarray, nearest_sq: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Squared distances of the (rows[p], cols[p]) pairs: those among a row's stored nearest
+    neighbours from the neighbour search, the (few) others from ``source.pairs``."""
+    out = np.empty(len(rows), dtype=np.float32)
+    missing = np.zeros(len(rows), dtype=bool)
+    for s in range(0, len(rows), chunk):
+        r, c = rows[s : s + chunk], cols[s : s + chunk]
+        match = ranks[r] == c[:, None]
+        found = match.any(1)
+        out[s : s + chunk] = nearest_sq[r, match.argmax(1)]
+        missing[s : s + chunk] = ~found
+    if missing.any():
+        out[missing] = source.pairs(rows[missing], cols[missing]) ** 2
+    return out
 
 
 def _reciprocal_mask(ranks: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -160,7 +180,10 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     if not 1 <= k2 <= k1 + 1:
         raise ValueError(f"re-ranking needs 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     k = min(k1 + 1, n)
-    ranks, row_max, original = _nearest_neighbours(source, k, chunk_size)
+    # Neighbours of neighbours (the expansion) mostly lie among a row's 3k nearest: their distances
+    # are kept from the one pass over the rows, and only the rest are computed again.
+    ranks_stored, nearest_sq, row_max, original = _nearest_neighbours(source, k, chunk_size, min(3 * k, n))
+    ranks = np.ascontiguousarray(ranks_stored[:, :k])
     k_half = min(int(np.around(k1 / 2.0)) + 1, k)
     recip = _reciprocal_mask(ranks)
     ranks_half = np.ascontiguousarray(ranks[:, :k_half])
@@ -168,8 +191,8 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     rows, cols = _expansion_pairs(ranks, recip, ranks_half, recip_half)
 
     # Gaussian kernel of the (squared, row-normalised) original distance, normalised per row.
-    d = source.pairs(rows, cols)
-    weights = np.exp(-(d * d) / row_max[rows]).astype(np.float32)
+    sq = _pair_squared_distances(source, rows, cols, ranks_stored, nearest_sq)
+    weights = np.exp(-sq / row_max[rows]).astype(np.float32)
     weights /= np.bincount(rows, weights, minlength=n)[rows].astype(np.float32)
     v = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n), dtype=np.float32)
     if k2 != 1:
