@@ -258,7 +258,7 @@ def test_re_ranking_pair_distances_kept_from_the_neighbour_search_equal_computed
     rng = np.random.default_rng(0)
     qf, gf = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(30, 5)).astype(np.float32)
     source = _FeatureSource(qf, gf, metric, torch.device("cpu"))
-    ranks, nearest_sq, row_max, original = _nearest_neighbours(source, 4, 6, 12)
+    ranks, nearest_sq, row_max, original = _nearest_neighbours(source, 6, 12)
     everything = np.concatenate([qf, gf])
     dense_sq = compute_distance(everything, everything, metric) ** 2
     np.testing.assert_allclose(nearest_sq, np.take_along_axis(dense_sq, ranks, 1), rtol=1e-5, atol=1e-6)

@@ -250,6 +250,13 @@ def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trai
 
     for g in range(6):
         assert (unit(maps[f"group{g}"]) - unit(maps["holistic"])).abs().max() > 0.05
+    # the picture names each partial map's correlation with the holistic one
+    from daaf.utils.attention_maps import map_correlation
+
+    x = torch.rand(2, 5, 4)
+    assert map_correlation(x, 3 * x + 1) == pytest.approx([1.0, 1.0]) and map_correlation(x, -x) == pytest.approx([-1.0, -1.0])
+    r = map_correlation(maps["group0"], maps["holistic"])
+    assert all(-1 <= v < 1 for v in r)
 
 
 def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path, capsys, monkeypatch):

@@ -107,7 +107,7 @@ def re_ranking_features(query_features, gallery_features, metric: str = "euclide
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
 
 
-def _nearest_neighbours(source, k: int, chunk_size: int, k_store: int):
+def _nearest_neighbours(source, chunk_size: int, k_store: int):
     """One pass over the rows of the (q+g)^2 squared distances. Returns (N, k_store) indices of each
     row's k_store smallest (ascending) and (N, k_store) those squared distances, (N,) row maxima,
     and the (q, g) query-gallery block divided by the query rows' maxima (the "original distance"
@@ -180,9 +180,11 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     if not 1 <= k2 <= k1 + 1:
         raise ValueError(f"re-ranking needs 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     k = min(k1 + 1, n)
-    # Neighbours of neighbours (the expansion) mostly lie among a row's 3k nearest: their distances
-    # are kept from the one pass over the rows, and only the rest are computed again.
-    ranks_stored, nearest_sq, row_max, original = _nearest_neighbours(source, k, chunk_size, min(3 * k, n))
+    # Neighbours of neighbours (the expansion) mostly lie among a row's 3k nearest: from features,
+    # their distances are kept from the one pass over the rows and only the rest are computed
+    # again; from matrices every pair is a cheap look-up.
+    k_store = min(3 * k, n) if isinstance(source, _FeatureSource) else k
+    ranks_stored, nearest_sq, row_max, original = _nearest_neighbours(source, chunk_size, k_store)
     ranks = np.ascontiguousarray(ranks_stored[:, :k])
     k_half = min(int(np.around(k1 / 2.0)) + 1, k)
     recip = _reciprocal_mask(ranks)

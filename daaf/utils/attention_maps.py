@@ -27,6 +27,7 @@ __all__ = [
     "labelled_query_batch",
     "format_pck",
     "draw_attention_grid",
+    "map_correlation",
     "attention_figure",
 ]
 
@@ -281,10 +282,11 @@ def labelled_query_batch(cfg, num_images: int = 0) -> dict:
     return reid_collate(items)
 
 
-def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max_columns: Optional[int] = None) -> np.ndarray:
+def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max_columns: Optional[int] = None, notes: Optional[Dict[str, List[str]]] = None) -> np.ndarray:
     """One row per image: the image, then each map (B, h, w) or (B, C, h, w) (max over C) overlaid
-    on it, labelled with its name and, at the bottom, its maximum (each map is coloured from its
-    own minimum to its maximum), and last the colour key. Returns an RGB grid."""
+    on it, labelled with its name (and ``notes[name][b]`` if given) and, at the bottom, its maximum
+    (each map is coloured from its own minimum to its maximum), and last the colour key. Returns
+    an RGB grid."""
     rows: List[List[np.ndarray]] = []
     names = list(maps)[: max_columns or None]
     for i in range(len(images)):
@@ -294,7 +296,8 @@ def draw_attention_grid(images: torch.Tensor, maps: Dict[str, torch.Tensor], max
         for name in names:
             m = maps[name][i]
             m = (m.amax(dim=0) if m.dim() == 3 else m).float().numpy()
-            row.append(label_panel(overlay_heatmap(image, m), name, footer=f"max {m.max():.3g}"))
+            title = f"{name} {notes[name][i]}" if notes and name in notes else name
+            row.append(label_panel(overlay_heatmap(image, m), title, footer=f"max {m.max():.3g}"))
         row.append(colour_scale_panel(*image.shape[:2]))
         rows.append(row)
     return image_grid(rows)
@@ -312,6 +315,15 @@ def attention_figure(model, images: torch.Tensor, stage: str = "conv1", branches
     holistic, group = _MAP_LABELS[method]
     computed = ATTENTION_MAP_METHODS[method](model, images, stage)
     maps = {(holistic if k == "holistic" else group + k[len("group"):]): v for k, v in computed.items()}
+    # how much a partial map says beyond the holistic one: their correlation over the pixels
+    notes = {name: [f"r={r:.2f}" for r in map_correlation(m, maps[holistic])] for name, m in maps.items() if name != holistic}
     if branches:
         maps.update(branch_predictions(model, images))
-    return draw_attention_grid(images, maps), list(maps)
+    return draw_attention_grid(images, maps, notes=notes), list(maps)
+
+
+def map_correlation(a: torch.Tensor, b: torch.Tensor) -> List[float]:
+    """Pearson correlation over the pixels of each pair of maps (B, h, w), (B, h, w) -> B floats."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1).div((a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-30)).tolist()
