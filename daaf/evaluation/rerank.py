@@ -207,7 +207,7 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     num_gallery = n - q
     lengths_per_col = np.diff(v_gallery.indptr)
     final = np.empty((q, num_gallery), dtype=np.float32)
-    for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=32_000_000):
+    for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=8_000_000):
         final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
     final *= 1 - lambda_value
     original *= lambda_value
