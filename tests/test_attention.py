@@ -120,13 +120,28 @@ def test_pab_loss_is_eq4():
     features = backbone_features(model, batch)
     pred = torch.cat(pab.predict(features), 1)
     order = [k for g in resolve_keypoint_groups("coco4") for k in g]
-    target = keypoint_heatmaps(batch["keypoints"], (64, 32), pred.shape[-2:], 1.0)[:, order]
+    target = keypoint_heatmaps(batch["keypoints"], (64, 32), pred.shape[-2:], 1.0 * pred.shape[-2] / 64)[:, order]  # SIGMA: input px
     keep = torch.tensor([0, 1, 3])
     expected = 0.003 * (pred[keep] - target[keep]).pow(2).sum() / (3 * 17)
     torch.testing.assert_close(pab(features, batch)["loss_pab"], expected)
     mean_pab = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUPS="coco4", MODEL__DAAF__PAB__LOSS_REDUCTION="mean", MODEL__DAAF__PAB__SIGMA=1.0)).branches["PAB"]
     mean_pab.load_state_dict(pab.state_dict())
     torch.testing.assert_close(mean_pab(features, batch)["loss_pab"], 0.003 * (pred[keep] - target[keep]).pow(2).mean())
+
+
+@pytest.mark.parametrize("last_stride", [1, 2])
+def test_pab_sigma_is_in_input_pixels_whatever_the_output_stride(last_stride):
+    model = build_model(daaf_cfg("PAB", MODEL__BACKBONE__LAST_STRIDE=last_stride, MODEL__DAAF__PAB__SIGMA=4.0))
+    pab = model.branches["PAB"]
+    batch = fake_batch()
+    batch["keypoints"][..., :2] = torch.tensor([16.0, 32.0])  # every keypoint at the crop's centre
+    size = pab.predict(backbone_features(model, batch))[0].shape[-2:]
+    heatmap = pab.targets(batch, size)[0][0, 0]  # (h, w) of one keypoint
+    scale = 64 / size[0]  # input pixels per output pixel: 1 (BoT-like) or 2 (TriNet-like)
+    xs = (torch.arange(size[1]) + 0.5) * scale  # pixel centres in input pixels
+    r = int(32 / scale)  # the row through the centre, its centre at y = (r + 0.5) * scale
+    expected = torch.exp(-((xs - 16.0) ** 2 + ((r + 0.5) * scale - 32.0) ** 2) / (2 * 4.0**2))
+    torch.testing.assert_close(heatmap[r], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_unlabelled_batch_gives_zero_branch_losses_and_finite_gradients():

@@ -82,7 +82,11 @@ _C.MODEL.DAAF.PAB.GROUPS = "coco6"
 _C.MODEL.DAAF.PAB.GROUP_LIST = []
 _C.MODEL.DAAF.PAB.SHARED_DECODER = True  # one decoder for all groups (paper); False: one per group
 _C.MODEL.DAAF.PAB.TARGET = "keypoints"  # or "part_image" (Table 5: horizontal stripes of the image)
-_C.MODEL.DAAF.PAB.SIGMA = 2.0  # Gaussian std of the keypoint heatmaps, in output pixels
+# Gaussian std of the keypoint heatmaps, in INPUT pixels, so that every base network draws the same
+# Gaussian on the image: 4 px is 2 output pixels of TriNet's half-size maps (128x64 for 256x128) and
+# 4 of BoT's full-size ones; about 1/60 of a 256-px crop, a joint's width, as pose heatmaps use
+# (sigma 2 at stride 4 in SimpleBaselines = 8 px on 256-px person crops that fill the frame less).
+_C.MODEL.DAAF.PAB.SIGMA = 4.0
 _C.MODEL.DAAF.PAB.LOSS_WEIGHT = 0.003
 _C.MODEL.DAAF.PAB.LOSS_REDUCTION = "sum"
 

@@ -97,7 +97,8 @@ class PartAttentionBranch(nn.Module):
         in_channels: C of the source map.
         decoders: one Decoder shared by all groups, or one per group.
         predictors: one 1x1 conv per group.
-        target: "keypoints" or "part_image". sigma: heatmap std in output pixels.
+        target: "keypoints" or "part_image". sigma: heatmap std in input pixels (the same Gaussian
+            on the image whatever the output stride of the base network).
     forward(features, batch) -> {"loss_pab": scalar}; batch needs "keypoints" (B, 17, 3),
     "images" (B, 3, H, W) and "has_label" (B,).
     """
@@ -112,7 +113,7 @@ class PartAttentionBranch(nn.Module):
         predictors: List[Predictor],
         source: str = "res5",
         target: str = "keypoints",
-        sigma: float = 2.0,
+        sigma: float = 4.0,
         loss_weight: float = 0.003,
         reduction: str = "sum",
     ):
@@ -191,7 +192,9 @@ class PartAttentionBranch(nn.Module):
         """Per group, the target of ``predict``'s output: heatmaps of the group's keypoints
         (B, len(group), h, w) or the group's image stripe (B, 3, h, w)."""
         if self.target == "keypoints":
-            heatmaps = keypoint_heatmaps(batch["keypoints"], batch["images"].shape[-2:], output_size, self.sigma)
+            input_size = batch["images"].shape[-2:]
+            sigma = self.sigma * output_size[0] / input_size[0]  # input pixels -> output pixels
+            heatmaps = keypoint_heatmaps(batch["keypoints"], input_size, output_size, sigma)
             return [heatmaps[:, g] for g in self.groups]
         stripes = part_image_targets(batch["images"], len(self.groups), output_size)
         return list(stripes.unbind(dim=1))
