@@ -86,7 +86,7 @@ class _FeatureSource:
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         out = np.empty(len(i), dtype=np.float32)
-        step = max(1, (1 << 26) // self.features.shape[1])  # two gathered blocks of 256 MB at most
+        step = max(1, (1 << 23) // self.features.shape[1])  # gathered blocks of 32 MB at most
         for s in range(0, len(i), step):
             a = self.features[torch.as_tensor(i[s : s + step], device=self.device)]
             b = self.features[torch.as_tensor(j[s : s + step], device=self.device)]
@@ -94,14 +94,14 @@ class _FeatureSource:
         return out
 
 
-def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 2048, device: Optional[str] = None) -> np.ndarray:
+def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 1024, device: Optional[str] = None) -> np.ndarray:
     """Re-ranked (Q, G) float32 distances from the query-gallery, query-query and gallery-gallery
     distance matrices. ``device``: where the nearest-neighbour search runs ("cpu", "cuda")."""
     source = _MatrixSource(q_g_dist, q_q_dist, g_g_dist, torch.device(device or "cpu"))
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
 
 
-def re_ranking_features(query_features, gallery_features, metric: str = "euclidean", k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 2048, device: Optional[str] = None) -> np.ndarray:
+def re_ranking_features(query_features, gallery_features, metric: str = "euclidean", k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 1024, device: Optional[str] = None) -> np.ndarray:
     """Re-ranking from (Q, D) and (G, D) features: no (q+g)^2 matrix is ever held in memory."""
     source = _FeatureSource(query_features, gallery_features, metric, torch.device(device or "cpu"))
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
