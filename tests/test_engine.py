@@ -295,6 +295,27 @@ def test_lr_schedules(tiny_cfg):
     assert np.all(np.diff(lrs[60:]) < 0)
 
 
+def test_atomically_written_files_get_the_mode_a_plain_open_gives(tmp_path):
+    from daaf.utils.file_io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(str(tmp_path / "atomic.json"), "w") as f:
+            f.write("{}")
+        with open(tmp_path / "plain.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_checkpoint_period_below_one_is_a_config_error(tiny_cfg):
+    from daaf.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SOLVER.CHECKPOINT_PERIOD: expected a positive period .*got 0"):
+        DefaultTrainer(toy_cfg(tiny_cfg, **{"SOLVER.CHECKPOINT_PERIOD": 0}))
+
+
 def test_epoch_schedule_is_converted_to_iterations(tiny_cfg):
     cfg = toy_cfg(tiny_cfg, **{"SOLVER.SCHEDULE_UNIT": "epoch", "SOLVER.MAX_ITER": 3, "SOLVER.STEPS": "(1, 2)",
                                "SOLVER.WARMUP_ITERS": 1, "SOLVER.CHECKPOINT_PERIOD": 2, "TEST.EVAL_PERIOD": 1})  # fmt: skip

@@ -181,6 +181,18 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys, 
     assert code == 2 and "ranks file not found" in err and "TEST.SAVE_RANKS True" in err
 
 
+@pytest.mark.parametrize("tool,flag", [("search", "--top-k"), ("search", "--max-rows"), ("visualize_ranked_list", "--top-k"),
+                                       ("visualize_ranked_list", "--num-queries"), ("visualize_attention", "--num-images")])  # fmt: skip
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_counts_below_one_are_refused_with_the_flag_named(tool, flag, value, capsys):
+    required = {"search": ["--config-file", "c.yaml", "--query", "q.jpg", "--gallery", "g"], "visualize_ranked_list": ["--ranks", "r.npz"],
+                "visualize_attention": ["--config-file", "c.yaml", "--input", "x"]}[tool]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool(tool).parser().parse_args([*required, flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected a positive integer, got '{value}'" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_grad_cam_sums_the_maps_of_every_embedding_component():
     torch.manual_seed(0)
     activations = torch.randn(2, 3, 4, 5, requires_grad=True)

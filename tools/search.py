@@ -23,6 +23,7 @@ from daaf.engine.inference import (  # noqa: E402
     inference_argument_parser,
     inference_config,
     load_inference_model,
+    positive_int,
 )
 from daaf.evaluation import compute_distance_chunks, top_k  # noqa: E402
 from daaf.utils.errors import UserError  # noqa: E402
@@ -85,9 +86,9 @@ def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--query", nargs="+", required=True, help="query crops: folders, globs or files")
     p.add_argument("--gallery", nargs="+", required=True, help="gallery crops: folders, globs or files")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-k", type=positive_int, default=10)
     p.add_argument("--output", default="search.png", help="the picture to write (default: search.png)")
-    p.add_argument("--max-rows", type=int, default=20, help="queries drawn in the picture (all are printed)")
+    p.add_argument("--max-rows", type=positive_int, default=20, help="queries drawn in the picture (all are printed)")
     p.add_argument("--faiss", action="store_true", help="search a flat faiss index instead of exact chunked distances")
     p.add_argument("--workers", type=int, default=2)
     return p

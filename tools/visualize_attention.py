@@ -25,6 +25,7 @@ from daaf.engine.inference import (  # noqa: E402
     inference_config,
     list_image_files,
     load_inference_model,
+    positive_int,
     read_test_images,
 )
 from daaf.utils.attention_maps import ATTENTION_LAYERS, ATTENTION_MAP_METHODS, attention_figure  # noqa: E402
@@ -43,7 +44,7 @@ def main(args):
 def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
-    p.add_argument("--num-images", type=int, default=8, help="the first N images found")
+    p.add_argument("--num-images", type=positive_int, default=8, help="the first N images found")
     p.add_argument("--stage", default="conv1", choices=ATTENTION_LAYERS, help="backbone layer of the maps (conv1: the paper's)")
     p.add_argument("--method", default="paper", choices=list(ATTENTION_MAP_METHODS), help="the paper's maps or standard Grad-CAM")
     p.add_argument("--branches", action="store_true", help="also draw what HAB and PAB predict")

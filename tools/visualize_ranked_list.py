@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import positive_int  # noqa: E402
 from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries  # noqa: E402
 from daaf.utils.visualization import save_image  # noqa: E402
 
@@ -35,8 +36,8 @@ def parser():
     p.add_argument("--ranks", required=True, help="ranks.npz written by an evaluation with TEST.SAVE_RANKS True")
     p.add_argument("--order", default="worst", choices=["worst", "best", "given"], help="which queries: lowest AP first, highest first, or --queries")
     p.add_argument("--queries", type=int, nargs="*", default=[], help="query indices, with --order given")
-    p.add_argument("--num-queries", type=int, default=8)
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--num-queries", type=positive_int, default=8)
+    p.add_argument("--top-k", type=positive_int, default=10)
     p.add_argument("--output", help="the picture (default: ranked_list.png beside the ranks file)")
     return p
 

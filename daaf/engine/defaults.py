@@ -341,6 +341,8 @@ class DefaultTrainer(TrainerBase):
         if cfg.MODEL.HEADS.NUM_CLASSES == 0 and num_classes:
             cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
             logger.info(f"MODEL.HEADS.NUM_CLASSES set to {num_classes} from the training set")
+        if cfg.SOLVER.CHECKPOINT_PERIOD < 1:  # fvcore's checkpointer would divide by it
+            raise ConfigError(f"SOLVER.CHECKPOINT_PERIOD: expected a positive period (in {cfg.SOLVER.SCHEDULE_UNIT}s), got {cfg.SOLVER.CHECKPOINT_PERIOD}")
         if cfg.SOLVER.SCHEDULE_UNIT == "epoch":
             iters = max(len(dataset) // cfg.SOLVER.IMS_PER_BATCH, 1)
             s = cfg.SOLVER

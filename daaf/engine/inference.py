@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from daaf.utils.errors import ConfigError, UserError
 
 __all__ = [
+    "positive_int",
     "inference_argument_parser",
     "inference_config",
     "load_inference_model",
@@ -54,6 +55,17 @@ class InferenceArgumentParser(argparse.ArgumentParser):
         parsed = super().parse_args(argv[:split], namespace)
         parsed.opts = argv[split:]
         return parsed
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the flag in its one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
 
 
 def inference_argument_parser(description: str) -> InferenceArgumentParser:

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import tempfile
+import threading
 
 from iopath.common.file_io import HTTPURLHandler, PathManager as _PathManagerClass
 
@@ -10,6 +11,17 @@ __all__ = ["PathManager", "atomic_write"]
 
 PathManager = _PathManagerClass()
 PathManager.register_handler(HTTPURLHandler())
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: os has no getter)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -24,6 +36,7 @@ def atomic_write(path: str, mode: str = "wb"):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode a plain open() gives
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
