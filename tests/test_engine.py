@@ -151,6 +151,8 @@ def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_
     proc.wait()
     assert not (out / "model_final.pth").exists()
     logged_before = [m["iteration"] for m in read_metrics(out)]
+    stale = out / ".model_0000014.pth.a1b2c3d4.tmp"  # as atomic_write leaves it when killed mid-write
+    stale.write_bytes(b"partial checkpoint")
 
     resumed = subprocess.run(args[:2] + ["--resume"] + args[2:], env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -164,9 +166,12 @@ def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_
     for path in glob.glob(str(out / "*.pth")):  # no corrupt checkpoint anywhere
         assert "model" in torch.load(path, weights_only=False)
     assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    # metrics.json: one line per iteration; the lines past the checkpoint were dropped and written again
     iterations = [m["iteration"] for m in read_metrics(out)]
-    assert iterations[: len(logged_before)] == logged_before and iterations[-1] == 39
-    assert not glob.glob(str(out / ".*.tmp"))
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 39
+    kept = [i for i in logged_before if i < start_iters[-1]]
+    assert iterations[: len(kept)] == kept
+    assert not stale.exists() and not glob.glob(str(out / ".*.tmp"))
 
 
 def _ddp_worker(cfg, result_dir):
@@ -307,6 +312,18 @@ def test_atomically_written_files_get_the_mode_a_plain_open_gives(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "atomic.json").stat().st_mode & 0o777 == (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_json_lines_are_cut_before_the_first_dropped_iteration_in_place(tmp_path):
+    from daaf.utils.file_io import truncate_json_lines
+
+    path = tmp_path / "metrics.json"
+    path.write_text("".join(json.dumps({"iteration": i, "loss": i / 10}) + "\n" for i in (0, 1, 2, 3, 2, 3)) + '{"iteration": 4, "lo')
+    with open(path, "a") as appending:  # as JSONWriter holds it
+        assert truncate_json_lines(str(path), 2) == 5
+        appending.write(json.dumps({"iteration": 2}) + "\n")
+    assert [json.loads(line)["iteration"] for line in path.read_text().splitlines()] == [0, 1, 2]
+    assert truncate_json_lines(str(tmp_path / "none.json"), 0) == 0
 
 
 def test_a_checkpoint_period_below_one_is_a_config_error(tiny_cfg):

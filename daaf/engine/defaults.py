@@ -21,7 +21,7 @@ from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.env import collect_env_info, seed_all_rng
 from daaf.utils.errors import ConfigError
 from daaf.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
-from daaf.utils.file_io import PathManager, atomic_write
+from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files, truncate_json_lines
 from daaf.utils.logger import setup_logger
 
 from . import hooks
@@ -201,9 +201,17 @@ class DefaultTrainer(TrainerBase):
     def resume_or_load(self, resume: bool = True) -> None:
         """With ``resume`` and a ``last_checkpoint`` in OUTPUT_DIR: restore model, optimizer,
         scheduler and iteration. Otherwise load MODEL.WEIGHTS (if set) into the model only."""
+        if comm.is_main_process() and self.cfg.OUTPUT_DIR:
+            for path in sweep_stale_temp_files(self.cfg.OUTPUT_DIR):
+                logging.getLogger(__name__).info(f"Removed {path}, a partial file of a killed run")
         self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_iter = self.iter + 1
+            if comm.is_main_process() and self.start_iter < self.max_iter:
+                # the iterations after the checkpoint are trained again: one line per iteration
+                dropped = truncate_json_lines(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), self.start_iter)
+                if dropped:
+                    logging.getLogger(__name__).info(f"metrics.json: dropped {dropped} lines past iteration {self.iter}, trained again now")
 
     def build_hooks(self) -> list:
         cfg = self.cfg.clone()
