@@ -11,7 +11,7 @@ from conftest import load_tool
 
 def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["--output-root", str(out),
+    argv = ["--output-root", str(out), "--attention-crops", "2",
             "DATASETS.ROOT", synthetic_root, "SOLVER.MAX_ITER", "4", "SOLVER.DECAY_START", "2", "SOLVER.IMS_PER_BATCH", "8",
             "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.CROP_FROM", "[72, 36]", "INPUT.SIZE_TEST", "[64, 32]",
             "DATALOADER.NUM_WORKERS", "0", "SOLVER.CHECKPOINT_PERIOD", "100", "LOG_PERIOD", "2"]  # fmt: skip
@@ -37,8 +37,11 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, caps
     pad = 4
     trinet = cv2.imread(summary["pictures"]["TriNet"]["attention"])
     daaf = cv2.imread(summary["pictures"]["DAAF-TriNet"]["attention"])
-    assert trinet.shape == (6 * (128 + pad) + pad, 3 * (64 + pad) + pad, 3)  # input + holistic CAM + colour key
-    assert daaf.shape == (6 * (128 + pad) + pad, 16 * (64 + pad) + pad, 3)  # + 6 group CAMs, HAB, 6 PAB groups
+    assert trinet.shape == (2 * (128 + pad) + pad, 3 * (64 + pad) + pad, 3)  # input + HAM + colour key
+    assert daaf.shape == (2 * (128 + pad) + pad, 16 * (64 + pad) + pad, 3)  # + 6 PAMs, HAB, 6 PAB groups
+    assert "DAAF-TriNet on the SyntheticPersons query crops: PAB peak PCK@0.1" in result.out
+    pck = summary["results"]["DAAF-TriNet"]["pab_pck"]
+    assert 0 <= pck["all"] <= 1 and 0 <= pck["fixed_pose"] <= 1 and pck["spread"] >= 0
     ranked = cv2.imread(summary["pictures"]["DAAF-TriNet"]["ranked_list"])
     assert ranked.shape[1] == 9 * (128 + pad) + pad and ranked.shape[0] % (256 + pad) == pad
     assert cv2.imread(str(out / "cmc.png")) is not None

@@ -235,10 +235,10 @@ def brute_force_paper_map(targets, activations):
 
 
 def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trained):
-    from daaf.utils.attention_maps import paper_attention_maps
+    from daaf.utils.attention_maps import mean_gradient_times_input, paper_attention_maps
 
     model = trained["model"].eval()
-    images = torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    images = torch.randint(0, 256, (1, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     maps = paper_attention_maps(model, images)
     assert set(maps) == {"holistic", *(f"group{g}" for g in range(6))}
     captured = []
@@ -248,12 +248,17 @@ def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trai
         handle.remove()
         conv1 = captured[0]
         pab = model.branches["PAB"]
+        pooled = features[pab.source][:, pab.group_slice(2)].mean(dim=(-2, -1))  # PAM: GAP of the group's channels
         expected = {
             "holistic": brute_force_paper_map(model.heads(features[model.head_in_feature]), conv1).detach(),
-            "group2": brute_force_paper_map(features[pab.source][:, pab.group_slice(2)].mean(dim=(-2, -1)), conv1).detach(),
+            "group2": brute_force_paper_map(pooled, conv1).detach(),
         }
+        # the chunking of the batched gradients: chunks of 3 components, the last one partial
+        some = brute_force_paper_map(pooled[:, :8], conv1).detach()
+        chunked = mean_gradient_times_input(pooled[:, :8], conv1, max_elements=3 * conv1.numel()).detach()
+        torch.testing.assert_close(chunked, some, rtol=1e-4, atol=1e-5 * float(some.max()))
     for name, reference in expected.items():
-        assert maps[name].shape == (2, 32, 16) and reference.min() >= 0 and reference.max() > 0  # before max-pool: stride 2
+        assert maps[name].shape == (1, 32, 16) and reference.min() >= 0 and reference.max() > 0  # before max-pool: stride 2
         torch.testing.assert_close(maps[name], reference, rtol=1e-4, atol=1e-5 * float(reference.max()))
 
     # a partial map is not a copy of the holistic one (as Grad-CAM's were at the stem)
@@ -273,12 +278,12 @@ def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trai
 
 def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "attention.png")
-    run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:3], "--branches",
+    run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--branches",
              "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
     picture = cv2.imread(out)
-    # input + holistic + 6 group CAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
+    # input + HAM + 6 PAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
     columns = 1 + 1 + 6 + 1 + 6 + 1  # ... + the colour key
-    assert picture.shape == (3 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
+    assert picture.shape == (2 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
     from daaf.utils import attention_maps
 
     # a model without branches is refused before any map is computed

@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
+from daaf.engine.inference import positive_int  # noqa: E402
 from daaf.utils.errors import UserError  # noqa: E402
 
 RUNS = [("TriNet", "configs/Synthetic/trinet_R18.yaml"), ("DAAF-TriNet", "configs/Synthetic/daaf_trinet_R18.yaml")]
@@ -55,8 +56,8 @@ def run_results(output_dir: str) -> dict:
     return result
 
 
-def draw_pictures(config: str, output_dir: str, out_root: str, opts):
-    """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of 6 query crops
+def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: int = 6):
+    """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of ``num_crops`` query crops
     and the 6 worst ranked lists of ``output_dir``'s model; for a model with PAB, how well its
     heatmap peaks find the query crops' keypoints. Returns ({picture kind: path}, PCK dict or None)."""
     from daaf.data import get_dataset
@@ -69,7 +70,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts):
     cfg = inference_config(os.path.join(REPO, config), [*opts, "MODEL.WEIGHTS", os.path.join(output_dir, "model_final.pth")])
     model = load_inference_model(cfg, keep_branches=True)
     query = get_dataset(DATASET, cfg.DATASETS.ROOT, log=False).query
-    paths = [r["file_name"] for r in query[:: max(len(query) // 6, 1)][:6]]
+    paths = [r["file_name"] for r in query[:: max(len(query) // num_crops, 1)][:num_crops]]
     grid, _ = attention_figure(model, read_test_images(cfg, paths), branches=bool(cfg.MODEL.DAAF.BRANCHES))
     pictures = {"attention": os.path.join(out_root, f"attention_{tag}.png")}
     save_image(pictures["attention"], grid)
@@ -112,7 +113,7 @@ def main(args):
         if not (args.skip_existing and os.path.isfile(os.path.join(output_dir, "model_final.pth"))):
             train(config, run_opts)
         results[name] = run_results(output_dir)
-        pictures[name], pck = draw_pictures(config, output_dir, out_root, run_opts)
+        pictures[name], pck = draw_pictures(config, output_dir, out_root, run_opts, args.attention_crops)
         if pck is not None:
             results[name]["pab_pck"] = pck
         curves[name] = np.load(os.path.join(output_dir, "inference", DATASET, "ranks.npz"))["cmc"]
@@ -145,6 +146,7 @@ def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-root", default="output/synthetic", help="where each run's OUTPUT_DIR, the pictures and summary.json go")
     p.add_argument("--skip-existing", action="store_true", help="do not retrain a run whose model_final.pth exists")
+    p.add_argument("--attention-crops", type=positive_int, default=6, help="query crops in the attention pictures (a few seconds each on a CPU)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for both runs")
     return p
 
