@@ -348,3 +348,17 @@ def test_labelling_speed_reads_as_images_per_second_or_seconds_per_image():
     table = format_summary({"Market1501_train": {"images": 10, "labelled": 9, "images_per_s": 0.111}})
     header, _, row = table.splitlines()
     assert header.split(" | ")[-1].strip() == "speed" and row.split(" | ")[-1].strip() == "9.01 s/img"
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("[1, 2]", "expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON list"),
+    ("{oops", "not a valid JSON label file"),
+    ('{"images": []}', "expected a COCO label file with an 'annotations' list"),
+])  # fmt: skip
+def test_a_malformed_label_file_is_one_line_naming_it(content, expected, tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text(content)
+    with pytest.raises(DatasetError) as info:
+        load_label_file(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message

@@ -193,6 +193,21 @@ def test_counts_below_one_are_refused_with_the_flag_named(tool, flag, value, cap
     assert f"argument {flag}: expected a positive integer, got '{value}'" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("tool,output,expected", [
+    ("extract_features", "FOLDER", "is a folder; give a file path ending in .npz"),
+    ("extract_features", "features.csv", "expected a file name ending in .npz"),
+    ("search", "ranked.gif", "expected a file name ending in .png or .jpg or .jpeg"),
+])  # fmt: skip
+def test_an_unusable_output_path_is_refused_before_any_work(tool, output, expected, tmp_path, capsys, monkeypatch):
+    from daaf.engine import inference
+
+    monkeypatch.setattr(inference, "inference_config", lambda *a, **k: pytest.fail("read the config before checking --output"))
+    output = str(tmp_path) if output == "FOLDER" else str(tmp_path / output)
+    inputs = ["--input", "x.jpg"] if tool == "extract_features" else ["--query", "q.jpg", "--gallery", "g"]
+    code, err = run_tool_reporting_errors(capsys, tool, "--config-file", "c.yaml", *inputs, "--output", output)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: --output {output}: {expected}"
+
+
 def test_grad_cam_sums_the_maps_of_every_embedding_component():
     torch.manual_seed(0)
     activations = torch.randn(2, 3, 4, 5, requires_grad=True)

@@ -14,11 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import image_features, inference_argument_parser, inference_config  # noqa: E402
+from daaf.engine.inference import check_output_file, image_features, inference_argument_parser, inference_config  # noqa: E402
 from daaf.utils.file_io import atomic_write  # noqa: E402
 
 
 def main(args):
+    check_output_file(args.output, (".npz",))
     cfg = inference_config(args.config_file, args.opts)
     features, names = image_features(cfg, args.input, args.workers)
     with atomic_write(args.output, "wb") as f:

@@ -22,6 +22,7 @@ from daaf.engine.inference import (  # noqa: E402
     image_features,
     inference_argument_parser,
     inference_config,
+    check_output_file,
     load_inference_model,
     positive_int,
 )
@@ -61,6 +62,7 @@ def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
 
 
 def main(args):
+    check_output_file(args.output, (".png", ".jpg", ".jpeg"))
     if args.faiss:
         import_faiss()  # before any feature is extracted
     cfg = inference_config(args.config_file, args.opts)

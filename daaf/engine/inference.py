@@ -20,6 +20,7 @@ from daaf.utils.errors import ConfigError, UserError
 
 __all__ = [
     "positive_int",
+    "check_output_file",
     "inference_argument_parser",
     "inference_config",
     "load_inference_model",
@@ -66,6 +67,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value
+
+
+def check_output_file(path: str, extensions: Sequence[str], flag: str = "--output") -> None:
+    """UserError (one line) unless ``path`` can become a file with one of ``extensions`` (".npz"):
+    checked before a tool's work, not after it."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path}: is a folder; give a file path ending in {' or '.join(extensions)}")
+    if not path.lower().endswith(tuple(extensions)):
+        raise UserError(f"{flag} {path}: expected a file name ending in {' or '.join(extensions)}")
 
 
 def inference_argument_parser(description: str) -> InferenceArgumentParser:

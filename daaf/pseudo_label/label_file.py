@@ -175,6 +175,8 @@ def load_label_file(path: str) -> Dict[str, Optional[dict]]:
             content = json.load(f)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not a valid JSON label file ({e})") from None
+    if not isinstance(content, dict):
+        raise DatasetError(f"{path}: expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON {type(content).__name__}")
     for key in ("images", "annotations"):
         if not isinstance(content.get(key), list):
             raise DatasetError(f"{path}: expected a COCO label file with an '{key}' list")
