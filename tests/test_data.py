@@ -14,7 +14,7 @@ from daaf.data.build import build_reid_train_loader, get_train_records
 from daaf.data.synthetic import generate_synthetic_dataset
 from daaf.data.transforms import PadAndRandomCrop, RandomCrop, RandomErasing, RandomFlip, Resize
 from daaf.pseudo_label.label_file import COCO_KEYPOINT_NAMES, decode_mask, label_file_path, load_label_file
-from daaf.utils.errors import DatasetError
+from daaf.utils.errors import ConfigError, DatasetError
 
 
 def make_images(folder, names, size=(16, 8)):
@@ -241,8 +241,11 @@ def test_pk_sampler_batches_ids_and_rank_shards():
         part1 = ranks[1][b * 8 : (b + 1) * 8]
         assert part0 + part1 == single[b * batch : (b + 1) * batch]  # the two halves of one global batch
         assert not {pids[i] for i in part0} & {pids[i] for i in part1}
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ConfigError, match="divisible"):
         PKSampler(pids, 10, 4, seed=0, rank=0, world_size=1)
+    # one identity per process: the triplet loss would be silently 0 (e.g. 2 processes, batch 8, K 4)
+    with pytest.raises(ConfigError, match=r"gives 1 identity per process; the triplet loss needs at least 2 \(IMS_PER_BATCH >= 16\)"):
+        PKSampler(pids, 8, 4, seed=0, rank=0, world_size=2)
 
 
 def test_inference_sampler_covers_every_index_once():

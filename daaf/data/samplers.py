@@ -7,6 +7,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from daaf.utils import comm
+from daaf.utils.errors import ConfigError
 
 __all__ = ["PKSampler", "InferenceSampler"]
 
@@ -28,7 +29,7 @@ class PKSampler(Sampler):
         self.rank = comm.get_rank() if rank is None else rank
         self.world_size = comm.get_world_size() if world_size is None else world_size
         if batch_size % (num_instances * self.world_size) != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"SOLVER.IMS_PER_BATCH ({batch_size}) must be divisible by DATALOADER.NUM_INSTANCE ({num_instances}) "
                 f"x number of processes ({self.world_size})"
             )
@@ -38,8 +39,16 @@ class PKSampler(Sampler):
         for index, pid in enumerate(pids):
             self.index_by_pid[pid].append(index)
         self.pids = sorted(self.index_by_pid)
+        if batch_size // (num_instances * self.world_size) < 2:
+            # hard-example mining inside a process needs a second identity for its negatives; with
+            # one, the triplet loss is silently 0
+            raise ConfigError(
+                f"SOLVER.IMS_PER_BATCH {batch_size} / DATALOADER.NUM_INSTANCE {num_instances} / {self.world_size} process(es) gives "
+                f"{batch_size // (num_instances * self.world_size)} identity per process; the triplet loss needs at least 2 "
+                f"(IMS_PER_BATCH >= {2 * num_instances * self.world_size})"
+            )
         if len(self.pids) < self.num_pids_per_batch:
-            raise ValueError(
+            raise ConfigError(
                 f"a batch needs {self.num_pids_per_batch} identities (IMS_PER_BATCH / NUM_INSTANCE) but the training set has {len(self.pids)}"
             )
         self.seed = int(comm.shared_random_seed() if seed is None else seed)
