@@ -39,12 +39,13 @@ class PKSampler(Sampler):
         for index, pid in enumerate(pids):
             self.index_by_pid[pid].append(index)
         self.pids = sorted(self.index_by_pid)
-        if batch_size // (num_instances * self.world_size) < 2:
+        self.local_pids_per_batch = self.num_pids_per_batch // self.world_size
+        if self.local_pids_per_batch < 2:
             # hard-example mining inside a process needs a second identity for its negatives; with
             # one, the triplet loss is silently 0
             raise ConfigError(
                 f"SOLVER.IMS_PER_BATCH {batch_size} / DATALOADER.NUM_INSTANCE {num_instances} / {self.world_size} process(es) gives "
-                f"{batch_size // (num_instances * self.world_size)} identity per process; the triplet loss needs at least 2 "
+                f"{self.local_pids_per_batch} identity per process; the triplet loss needs at least 2 "
                 f"(IMS_PER_BATCH >= {2 * num_instances * self.world_size})"
             )
         if len(self.pids) < self.num_pids_per_batch:
@@ -52,7 +53,6 @@ class PKSampler(Sampler):
                 f"a batch needs {self.num_pids_per_batch} identities (IMS_PER_BATCH / NUM_INSTANCE) but the training set has {len(self.pids)}"
             )
         self.seed = int(comm.shared_random_seed() if seed is None else seed)
-        self.local_pids_per_batch = self.num_pids_per_batch // self.world_size
 
     def __iter__(self) -> Iterator[int]:
         start = self.rank * self.local_pids_per_batch

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 class _MatrixSource:
     """Rows of the (q+g) x (q+g) distance matrix [[qq, qg], [qg^T, gg]] without building it."""
 
+    neighbours_kept = 1  # x k nearest distances kept from the neighbour search: any pair is a cheap look-up
+
     def __init__(self, q_g_dist, q_q_dist, g_g_dist, device):
         self.qg = np.asarray(q_g_dist, dtype=np.float32)
         self.qq = np.asarray(q_q_dist, dtype=np.float32)
@@ -71,6 +73,10 @@ class _MatrixSource:
 class _FeatureSource:
     """Distances computed on the fly from features (the metrics of ``daaf.evaluation.distance``),
     never all at once."""
+
+    # neighbours of neighbours (the expansion) mostly lie among a row's 3k nearest: their distances
+    # are kept from the one pass over the rows, and only the rest are computed again
+    neighbours_kept = 3
 
     def __init__(self, query_features, gallery_features, metric: str, device):
         feats = prepare_features(torch.cat([torch.as_tensor(query_features), torch.as_tensor(gallery_features)]), metric)
@@ -180,10 +186,7 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     if not 1 <= k2 <= k1 + 1:
         raise ValueError(f"re-ranking needs 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     k = min(k1 + 1, n)
-    # Neighbours of neighbours (the expansion) mostly lie among a row's 3k nearest: from features,
-    # their distances are kept from the one pass over the rows and only the rest are computed
-    # again; from matrices every pair is a cheap look-up.
-    k_store = min(3 * k, n) if isinstance(source, _FeatureSource) else k
+    k_store = min(source.neighbours_kept * k, n)
     ranks_stored, nearest_sq, row_max, original = _nearest_neighbours(source, chunk_size, k_store)
     ranks = np.ascontiguousarray(ranks_stored[:, :k])
     k_half = min(int(np.around(k1 / 2.0)) + 1, k)

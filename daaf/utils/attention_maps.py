@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from daaf.evaluation.evaluator import inference_context
+
 from .errors import UserError
 from .visualization import colour_scale_panel, image_grid, label_panel, overlay_heatmap
 
@@ -133,12 +135,8 @@ def grad_cam_maps(model, images: torch.Tensor, stage: str = "conv1") -> Dict[str
     embedding and, for a model with a PAB branch, "group{g}" from the average-pooled channels of PAB
     group g (exactly :func:`grad_cam` of those targets, computed by :func:`stage_channel_gradients`)."""
     model = getattr(model, "module", model)
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_context(model):
         activations, gradients = stage_channel_gradients(model, images, stage, _attention_targets(model))
-    finally:
-        model.train(was_training)
     area = activations.shape[-2] * activations.shape[-1]
     return {name: grad_cam_from_weights(g / area, activations).cpu() for name, g in gradients.items()}
 
@@ -170,12 +168,10 @@ def paper_attention_maps(model, images: torch.Tensor, stage: str = "conv1") -> D
     "holistic" (HAM, Eqs. 5-6) from the test embedding and, for a model with PAB, "group{g}" (PAM_g,
     Eqs. 7-8) from the global-average-pooled channels of group g of the final map."""
     model = getattr(model, "module", model)
-    was_training = model.training
-    model.eval()
     captured = []
     handle = _layer_module(model.backbone, stage).register_forward_hook(lambda mod, inputs, output: captured.append(output))
     try:
-        with torch.enable_grad():
+        with inference_context(model), torch.enable_grad():
             features = model.backbone(model.preprocess_image(images))
             targets = _attention_targets(model)(features)
             # one backward per embedding / pooled channel component: tens of seconds on a CPU
@@ -183,7 +179,6 @@ def paper_attention_maps(model, images: torch.Tensor, stage: str = "conv1") -> D
                 return {name: mean_gradient_times_input(t, captured[0], progress=bar).detach().cpu() for name, t in targets.items()}
     finally:
         handle.remove()
-        model.train(was_training)
 
 
 # How the attention tool and the demo compute their maps, by the name given to --method.
@@ -196,9 +191,7 @@ def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
     """What the training-only branches predict for uint8 images (B, 3, H, W): "HAB" (B, 1, h, w)
     person mask and, per PAB group g, "PAB g{g}" (B, n_g, h, w) heatmaps (or stripe images)."""
     model = getattr(model, "module", model)
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_context(model):
         features = model.backbone(model.preprocess_image(images))
         out = {}
         for name, branch in getattr(model, "branches", {}).items():
@@ -207,8 +200,6 @@ def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
                 out.update({f"{name} g{g}": p.cpu() for g, p in enumerate(pred)})
             else:
                 out[name] = pred.cpu()
-    finally:
-        model.train(was_training)
     return out
 
 
