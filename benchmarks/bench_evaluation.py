@@ -14,15 +14,12 @@ without re-ranking at MSMT17 size (11,659 x 82,161) <= 1.15x the distance matrix
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _peak_rss_gb() -> float:
@@ -79,7 +76,8 @@ def case(name: str, q: int, g: int) -> dict:
     """Run one case in this process; returns seconds, peak RSS and the memory before the timed part."""
     if name in ("rank", "rank_reference"):
         from daaf.evaluation import evaluate_rank
-        from daaf.evaluation.reference import evaluate_rank_reference
+
+        from reference_evaluation import evaluate_rank_reference
 
         problem = _rank_problem(q, g)
         before = _peak_rss_gb()
@@ -99,7 +97,8 @@ def case(name: str, q: int, g: int) -> dict:
         return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
     if name in ("rerank", "rerank_reference"):
         from daaf.evaluation import re_ranking
-        from daaf.evaluation.reference import re_ranking_reference
+
+        from reference_evaluation import re_ranking_reference
 
         qg, qq, gg = _rerank_inputs(q, g)
         before = _peak_rss_gb()
@@ -119,7 +118,11 @@ def case(name: str, q: int, g: int) -> dict:
             evaluator = ReIDEvaluator(q, metric="cosine", rerank=name == "evaluator_rerank")
             features, pids, cams = torch.cat([qf, gf]), np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams])
             for s in range(0, len(features), 256):
-                batch = {"pids": torch.from_numpy(pids[s : s + 256]), "camids": torch.from_numpy(cams[s : s + 256]), "file_names": [""] * len(pids[s : s + 256])}
+                batch = {
+                    "pids": torch.from_numpy(pids[s : s + 256]),
+                    "camids": torch.from_numpy(cams[s : s + 256]),
+                    "file_names": [""] * len(pids[s : s + 256]),
+                }
                 evaluator.process(batch, features[s : s + 256])
             check = evaluator.evaluate()["mAP"] / 100
         elif name == "matrices_then_rerank":  # the floor: every distance once, then re-ranking the matrices
@@ -171,17 +174,28 @@ def main():
 
     compare("rank metrics, random", market, "rank", "rank_reference", "<= 1.0 s, <= 0.3 GB added", 1e-9)
     compare("rank metrics, trained-like", market, "rank_trained", "rank_trained_sorting", "<= 0.3 s", 0.0)
-    compare("re-ranking from matrices", market, "rerank", None if args.skip_reference_rerank else "rerank_reference", "<= 3 s, <= 3 GB peak", 1e-3)
+    compare(
+        "re-ranking from matrices",
+        market,
+        "rerank",
+        None if args.skip_reference_rerank else "rerank_reference",
+        "<= 3 s, <= 3 GB peak",
+        1e-3,
+    )
     compare("evaluator + re-ranking", market, "evaluator_rerank", "matrices_then_rerank", "<= 1.2x ref, <= 2 GB peak", 1e-4)
     compare("evaluator, no re-ranking", msmt, "evaluator", "product_alone", "<= 1.15x ref, <= 4 GB peak", None)
 
-    print(f"\n{'case':<26} {'size (q x g)':>16} {'ours s':>8} {'ref s':>8} {'ours/ref':>9} {'ours added GB':>14} {'ours peak GB':>13} {'ref peak GB':>12}  target")
+    print(
+        f"\n{'case':<26} {'size (q x g)':>16} {'ours s':>8} {'ref s':>8} {'ours/ref':>9} {'ours added GB':>14} {'ours peak GB':>13} {'ref peak GB':>12}  target"
+    )
     for name, size, ours, ref, target in rows:
         ref_s = f"{ref['seconds']:8.2f}" if ref else f"{'-':>8}"
         ratio = f"{ours['seconds'] / ref['seconds']:8.2f}x" if ref else f"{'-':>9}"
         ref_peak = f"{ref['peak_gb']:12.2f}" if ref else f"{'-':>12}"
         added = ours["peak_gb"] - ours["base_gb"]
-        print(f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}")
+        print(
+            f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}"
+        )
     print("\nreference (ref): rank metrics, random = per-query NumPy loop (daaf.evaluation.reference); rank metrics, trained-like")
     print("(mAP ~0.8) = the same code sorting every row instead of ranking only the items before each query's farthest match;")
     print("re-ranking from matrices = the published algorithm with dense (q+g)^2 NumPy matrices; evaluator + re-ranking")

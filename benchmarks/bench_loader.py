@@ -10,25 +10,28 @@ Target: with-labels throughput >= 0.8x image-only (both ReIDDataLoader, the load
 """
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from torch.utils.data import DataLoader
 
-from daaf.config import get_cfg  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from daaf.data import build_reid_train_loader, reid_collate  # noqa: E402
-from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
+from daaf.config import get_cfg
+from daaf.data import build_reid_train_loader, reid_collate
+from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
 def throughput(cfg, batches: int, plain: bool = False) -> float:
     loader = build_reid_train_loader(cfg)
     if plain:
-        loader = DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler, num_workers=loader.num_workers,
-                            collate_fn=reid_collate, worker_init_fn=loader.worker_init_fn, drop_last=True)  # fmt: skip
+        loader = DataLoader(
+            loader.dataset,
+            batch_size=loader.batch_size,
+            sampler=loader.sampler,
+            num_workers=loader.num_workers,
+            collate_fn=reid_collate,
+            worker_init_fn=loader.worker_init_fn,
+            drop_last=True,
+        )
     iterator = iter(loader)
     for _ in range(5):  # worker start-up
         next(iterator)
@@ -48,9 +51,28 @@ def main():
     root = tempfile.mkdtemp(prefix="daaf_bench_")
     generate_synthetic_dataset(root, SyntheticConfig(), progress=False)
     cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.ROOT", root, "DATASETS.TRAIN", "('SyntheticPersons',)", "INPUT.SIZE_TRAIN", "[256, 128]",
-                         "INPUT.FLIP.ENABLED", "True", "INPUT.PADDING.ENABLED", "True", "INPUT.REA.ENABLED", "True",
-                         "DATALOADER.NUM_WORKERS", str(args.workers), "SOLVER.IMS_PER_BATCH", "64", "SEED", "0"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "DATASETS.ROOT",
+            root,
+            "DATASETS.TRAIN",
+            "('SyntheticPersons',)",
+            "INPUT.SIZE_TRAIN",
+            "[256, 128]",
+            "INPUT.FLIP.ENABLED",
+            "True",
+            "INPUT.PADDING.ENABLED",
+            "True",
+            "INPUT.REA.ENABLED",
+            "True",
+            "DATALOADER.NUM_WORKERS",
+            str(args.workers),
+            "SOLVER.IMS_PER_BATCH",
+            "64",
+            "SEED",
+            "0",
+        ]
+    )
     labelled = cfg.clone()
     labelled.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]  # makes the loader read masks + keypoints
     runs = {
@@ -65,7 +87,9 @@ def main():
             results[key].append(throughput(run_cfg, args.batches, plain))
     median = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
     reference = median[("image only", "ReIDDataLoader")]
-    print(f"\n{'mapper':<24} {'loader':<18} {'images/s':>10} {'ratio':>7}   (256x128, batch 64, {args.workers} workers, median of {args.rounds})")
+    print(
+        f"\n{'mapper':<24} {'loader':<18} {'images/s':>10} {'ratio':>7}   (256x128, batch 64, {args.workers} workers, median of {args.rounds})"
+    )
     for (mapper, loader), value in median.items():
         print(f"{mapper:<24} {loader:<18} {value:10.1f} {value / reference:7.3f}")
     print("ratio: against image only with ReIDDataLoader. target: with mask + keypoints >= 0.800 x image only (ReIDDataLoader)")

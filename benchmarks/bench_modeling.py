@@ -10,18 +10,15 @@ latency ratio 0.97-1.03.
 """
 
 import argparse
-import os
-import sys
 import time
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from daaf.config import get_cfg  # noqa: E402
-from daaf.modeling import build_model, strip_branches  # noqa: E402
-from daaf.utils.fvcore_compat import FlopCountAnalysis  # noqa: E402
+from daaf.config import get_cfg
+from daaf.data import ReIDBatch
+from daaf.modeling import build_model, count_parameters, strip_branches
+from daaf.utils.fvcore_compat import FlopCountAnalysis
 
 VARIANTS = {
     "base": {},
@@ -65,8 +62,15 @@ def fake_batch(n, size):
     h, w = size
     keypoints = torch.rand(n, 17, 3) * torch.tensor([w, h, 1.0])
     keypoints[..., 2] = 2
-    return {"images": torch.randint(0, 255, (n, 3, h, w), dtype=torch.uint8), "pids": torch.arange(n // 4).repeat_interleave(4),
-            "masks": torch.randint(0, 2, (n, h, w), dtype=torch.uint8), "keypoints": keypoints, "has_label": torch.ones(n, dtype=torch.bool)}  # fmt: skip
+    return ReIDBatch(
+        images=torch.randint(0, 255, (n, 3, h, w), dtype=torch.uint8),
+        pids=torch.arange(n // 4).repeat_interleave(4),
+        camids=torch.zeros(n, dtype=torch.int64),
+        file_names=[""] * n,
+        masks=torch.randint(0, 2, (n, h, w), dtype=torch.uint8),
+        keypoints=keypoints,
+        has_label=torch.ones(n, dtype=torch.bool),
+    )
 
 
 def step_time(model, batch, steps, warmup=2):
@@ -102,7 +106,7 @@ def training_table(name, depth, size, batch_size, steps):
     rows = {}
     for variant, overrides in VARIANTS.items():
         model = build_model(make_cfg(depth, size, overrides))
-        rows[variant] = (step_time(model, batch, steps), flops(_TrainingForward(model).train(), (batch["images"][:2],)))
+        rows[variant] = (step_time(model, batch, steps), flops(_TrainingForward(model).train(), (batch.images[:2],)))
     base_t, base_f = rows["base"]
     print(f"\nTraining step, {name} ({size[0]}x{size[1]}, batch {batch_size}, median of {steps} steps)")
     print(f"{'variant':<12} {'s/step':>8} {'time ratio':>11} {'FLOPs ratio':>12} {'time/FLOPs':>11}")
@@ -117,7 +121,6 @@ def inference_table(depth, size, batch_size, runs):
     daaf = build_model(make_cfg(depth, size, VARIANTS["HAB + PAB"])).eval()
     deployed = strip_branches(daaf)
     images = torch.randint(0, 255, (batch_size, 3, *size), dtype=torch.uint8)
-    params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     base_flops = flops(base, (images,))
     base_lat = [latency(base, images, runs)]
     daaf_lat = [latency(deployed, images, runs)]
@@ -126,7 +129,9 @@ def inference_table(depth, size, batch_size, runs):
     b, d = min(base_lat), min(daaf_lat)
     print(f"\nInference (ResNet-{depth}, {size[0]}x{size[1]}, batch {batch_size}): DAAF (HAB + PAB) deployed vs base")
     print(f"{'':<10} {'base':>14} {'DAAF':>14} {'ratio':>7}")
-    print(f"{'params':<10} {params(base):>14,} {params(deployed):>14,} {params(deployed) / params(base):7.3f}")
+    print(
+        f"{'params':<10} {count_parameters(base):>14,} {count_parameters(deployed):>14,} {count_parameters(deployed) / count_parameters(base):7.3f}"
+    )
     print(f"{'FLOPs':<10} {base_flops:>14,.0f} {flops(deployed, (images,)):>14,.0f} {flops(deployed, (images,)) / base_flops:7.3f}")
     print(f"{'latency s':<10} {b:>14.4f} {d:>14.4f} {d / b:7.3f}")
     print("targets: params and FLOPs ratio 1.000; latency ratio 0.97-1.03")

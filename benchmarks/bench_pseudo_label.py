@@ -9,17 +9,14 @@ mask heads do their full work).
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from daaf.data import get_dataset, read_image  # noqa: E402
-from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
+from daaf.data import get_dataset, read_image
+from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
 def detecting_model(config: str):
@@ -56,7 +53,7 @@ def main():
         from daaf.pseudo_label import Detectron2Labeler
     except ImportError as e:
         sys.exit(f"error: {e}")
-    from daaf.utils.env import require_detectron2
+    from daaf.utils.detectron2_zoo import require_detectron2
 
     require_detectron2("benchmarks/bench_pseudo_label.py")
     root = tempfile.mkdtemp(prefix="daaf_bench_")
@@ -66,7 +63,9 @@ def main():
     torch.manual_seed(0)
     keypoint_model = detecting_model("COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml")
     mask_model = detecting_model("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml")
-    print(f"\n{'short edge':>10} {'mode':<22} {'images/s':>9} {'ratio':>7}   ({len(images)} crops 128x64, {torch.get_num_threads()} threads)")
+    print(
+        f"\n{'short edge':>10} {'mode':<22} {'images/s':>9} {'ratio':>7}   ({len(images)} crops 128x64, {torch.get_num_threads()} threads)"
+    )
     for size in args.sizes:
         labeler = Detectron2Labeler(keypoint_model=keypoint_model, mask_model=mask_model, min_size_test=size)
         single = images_per_second(labeler, images, 1)

@@ -11,10 +11,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daaf.data.datasets import extract_cuhk03_images, resolve_datasets_root  # noqa: E402
-from daaf.utils.errors import UserError  # noqa: E402
+from daaf.data.datasets import extract_cuhk03_images, resolve_datasets_root
+from daaf.utils.errors import UserError
 
 
 def main(argv=None):

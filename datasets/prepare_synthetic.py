@@ -10,11 +10,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daaf.data.datasets import resolve_datasets_root  # noqa: E402
-from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
-from daaf.utils.logger import setup_logger  # noqa: E402
+from daaf.data.datasets import resolve_datasets_root
+from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from daaf.utils.logger import setup_logger
 
 
 def main(argv=None):

@@ -20,9 +20,7 @@ def _detectron2_import_error():
     return None
 
 
-DETECTRON2_MISSING_REASON = (
-    "detectron2 is not installed (optional; bash tools/install_detectron2.sh builds it into the environment)"
-)
+DETECTRON2_MISSING_REASON = "detectron2 is not installed (optional; bash tools/install_detectron2.sh builds it into the environment)"
 
 
 def pytest_configure(config):
@@ -70,9 +68,16 @@ def tiny_synthetic_config(**overrides):
     from daaf.data.synthetic import SyntheticConfig
 
     values = dict(
-        num_train_ids=8, num_test_ids=6, num_cameras=3, min_images_per_id=4, max_images_per_id=6,
-        num_distractors=4, num_junk=2, num_partial_ids=3, seed=0,
-    )  # fmt: skip
+        num_train_ids=8,
+        num_test_ids=6,
+        num_cameras=3,
+        min_images_per_id=4,
+        max_images_per_id=6,
+        num_distractors=4,
+        num_junk=2,
+        num_partial_ids=3,
+        seed=0,
+    )
     values.update(overrides)
     return SyntheticConfig(**values)
 
@@ -95,15 +100,53 @@ def tiny_cfg(synthetic_root, tmp_path):
     cfg = get_cfg()
     cfg.merge_from_list(
         [
-            "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False",
-            "DATASETS.ROOT", synthetic_root, "DATASETS.TRAIN", "('SyntheticPersons',)",
-            "DATASETS.TEST", "('SyntheticPersons',)", "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]",
-            "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.MAX_ITER", "2",
-            "SOLVER.CHECKPOINT_PERIOD", "1000", "TEST.IMS_PER_BATCH", "16", "OUTPUT_DIR", str(tmp_path / "out"),
-            "SEED", "0", "LOG_PERIOD", "1",
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+            "DATASETS.ROOT",
+            synthetic_root,
+            "DATASETS.TRAIN",
+            "('SyntheticPersons',)",
+            "DATASETS.TEST",
+            "('SyntheticPersons',)",
+            "INPUT.SIZE_TRAIN",
+            "[64, 32]",
+            "INPUT.SIZE_TEST",
+            "[64, 32]",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "SOLVER.IMS_PER_BATCH",
+            "8",
+            "SOLVER.MAX_ITER",
+            "2",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "1000",
+            "TEST.IMS_PER_BATCH",
+            "16",
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+            "SEED",
+            "0",
+            "LOG_PERIOD",
+            "1",
         ]
-    )  # fmt: skip
+    )
     return cfg
+
+
+def make_batch(images, pids=None, **label_fields):
+    """A ReIDBatch of uint8 ``images`` (B, 3, H, W) with ``pids`` (default 0..B-1), camera 0, empty
+    file names and the given person-label fields (masks, keypoints, has_label)."""
+    import torch
+
+    from daaf.data import ReIDBatch
+
+    b = len(images)
+    pids = torch.arange(b) if pids is None else torch.as_tensor(pids)
+    return ReIDBatch(images=images, pids=pids, camids=torch.zeros(b, dtype=torch.int64), file_names=[""] * b, **label_fields)
 
 
 def load_tool(name, folder="tools"):

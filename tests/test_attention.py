@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from daaf.config import get_cfg
-from daaf.modeling import build_model, strip_branches
+from daaf.modeling import build_model, model_input_fields, strip_branches
 from daaf.modeling.attention import keypoint_heatmaps, part_image_targets, resolve_keypoint_groups
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.errors import ConfigError
 from daaf.utils.fvcore_compat import FlopCountAnalysis
+
+from conftest import make_batch
 
 
 def daaf_cfg(*branches, **overrides):
@@ -26,13 +28,13 @@ def fake_batch(b=4, h=64, w=32, labelled=None, seed=0):
     keypoints[..., 2] = 2
     masks = torch.zeros(b, h, w, dtype=torch.uint8)
     masks[:, h // 8 : -h // 8, w // 4 : -w // 4] = 1
-    return {
-        "images": torch.randint(0, 255, (b, 3, h, w), dtype=torch.uint8, generator=g),
-        "pids": torch.arange(b // 2).repeat_interleave(2),
-        "masks": masks,
-        "keypoints": keypoints,
-        "has_label": torch.ones(b, dtype=torch.bool) if labelled is None else torch.tensor(labelled),
-    }
+    return make_batch(
+        torch.randint(0, 255, (b, 3, h, w), dtype=torch.uint8, generator=g),
+        torch.arange(b // 2).repeat_interleave(2),
+        masks=masks,
+        keypoints=keypoints,
+        has_label=torch.ones(b, dtype=torch.bool) if labelled is None else torch.tensor(labelled),
+    )
 
 
 def backbone_features(model, batch):
@@ -76,7 +78,7 @@ def test_group_scheme_decides_which_heatmaps_each_group_predicts():
     batch = fake_batch()
     forward = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[0, 1], [15, 16]]")).branches["PAB"]
     swapped = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[15, 16], [0, 1]]")).branches["PAB"]
-    heat = keypoint_heatmaps(batch["keypoints"], (64, 32), (32, 16), 2.0)
+    heat = keypoint_heatmaps(batch.keypoints, (64, 32), (32, 16), 2.0)
     t_forward, t_swapped = forward.targets(batch, (32, 16)), swapped.targets(batch, (32, 16))
     assert torch.equal(t_forward[0], heat[:, [0, 1]]) and torch.equal(t_forward[1], heat[:, [15, 16]])
     assert torch.equal(t_swapped[0], t_forward[1]) and torch.equal(t_swapped[1], t_forward[0])
@@ -107,7 +109,7 @@ def test_hab_loss_is_sum_over_pixels_mean_over_labelled_crops():
     batch = fake_batch(labelled=[True, False, True, True])
     features = backbone_features(model, batch)
     pred = hab.predict(features)
-    target = torch.nn.functional.interpolate(batch["masks"][:, None].float(), size=pred.shape[-2:], mode="nearest")
+    target = torch.nn.functional.interpolate(batch.masks[:, None].float(), size=pred.shape[-2:], mode="nearest")
     keep = torch.tensor([0, 2, 3])
     expected = 0.5 * (pred[keep] - target[keep]).pow(2).sum() / 3
     torch.testing.assert_close(hab(features, batch)["loss_hab"], expected)
@@ -120,11 +122,13 @@ def test_pab_loss_is_eq4():
     features = backbone_features(model, batch)
     pred = torch.cat(pab.predict(features), 1)
     order = [k for g in resolve_keypoint_groups("coco4") for k in g]
-    target = keypoint_heatmaps(batch["keypoints"], (64, 32), pred.shape[-2:], 1.0 * pred.shape[-2] / 64)[:, order]  # SIGMA: input px
+    target = keypoint_heatmaps(batch.keypoints, (64, 32), pred.shape[-2:], 1.0 * pred.shape[-2] / 64)[:, order]  # SIGMA: input px
     keep = torch.tensor([0, 1, 3])
     expected = 0.003 * (pred[keep] - target[keep]).pow(2).sum() / (3 * 17)
     torch.testing.assert_close(pab(features, batch)["loss_pab"], expected)
-    mean_pab = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUPS="coco4", MODEL__DAAF__PAB__LOSS_REDUCTION="mean", MODEL__DAAF__PAB__SIGMA=1.0)).branches["PAB"]
+    mean_pab = build_model(
+        daaf_cfg("PAB", MODEL__DAAF__PAB__GROUPS="coco4", MODEL__DAAF__PAB__LOSS_REDUCTION="mean", MODEL__DAAF__PAB__SIGMA=1.0)
+    ).branches["PAB"]
     mean_pab.load_state_dict(pab.state_dict())
     torch.testing.assert_close(mean_pab(features, batch)["loss_pab"], 0.003 * (pred[keep] - target[keep]).pow(2).mean())
 
@@ -134,7 +138,7 @@ def test_pab_sigma_is_in_input_pixels_whatever_the_output_stride(last_stride):
     model = build_model(daaf_cfg("PAB", MODEL__BACKBONE__LAST_STRIDE=last_stride, MODEL__DAAF__PAB__SIGMA=4.0))
     pab = model.branches["PAB"]
     batch = fake_batch()
-    batch["keypoints"][..., :2] = torch.tensor([16.0, 32.0])  # every keypoint at the crop's centre
+    batch.keypoints[..., :2] = torch.tensor([16.0, 32.0])  # every keypoint at the crop's centre
     size = pab.predict(backbone_features(model, batch))[0].shape[-2:]
     heatmap = pab.targets(batch, size)[0][0, 0]  # (h, w) of one keypoint
     scale = 64 / size[0]  # input pixels per output pixel: 1 (BoT-like) or 2 (TriNet-like)
@@ -211,8 +215,8 @@ def test_a_few_daaf_training_steps_on_synthetic_data_lower_the_loss(tiny_cfg):
     cfg.MODEL.DAAF.HAB.LOSS_REDUCTION = cfg.MODEL.DAAF.PAB.LOSS_REDUCTION = "mean"
     cfg.MODEL.DAAF.HAB.LOSS_WEIGHT = cfg.MODEL.DAAF.PAB.LOSS_WEIGHT = 1.0
     torch.manual_seed(0)
-    batch = next(iter(build_reid_train_loader(cfg)))
-    assert batch["has_label"].all() and batch["masks"].shape == (8, 64, 32)
+    batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
+    assert batch.has_label.all() and batch.masks.shape == (8, 64, 32)
     model = build_model(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     history = []
@@ -263,7 +267,7 @@ def test_branch_predictions_start_at_the_prior_not_at_one_half():
 
 
 def test_heatmap_peaks_hit_keypoints_within_alpha_of_the_crop_height():
-    from daaf.utils.attention_maps import heatmap_peak_hits
+    from daaf.analysis.branch_outputs import heatmap_peak_hits
 
     heatmaps = torch.zeros(1, 3, 16, 8)  # 64x32 crops: 4 image pixels per heatmap pixel
     heatmaps[0, 0, 2, 3] = heatmaps[0, 1, 10, 1] = heatmaps[0, 2, 5, 5] = 1.0  # peaks at (14, 10), (6, 42), (22, 22)
@@ -274,7 +278,7 @@ def test_heatmap_peaks_hit_keypoints_within_alpha_of_the_crop_height():
 
 
 def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(monkeypatch):
-    from daaf.utils import attention_maps
+    from daaf.analysis import branch_outputs
 
     model = build_model(daaf_cfg("PAB"))
     groups = model.branches["PAB"].groups
@@ -290,10 +294,10 @@ def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(mon
         return {f"PAB g{g}": maps[:, group] for g, group in enumerate(groups)}
 
     images = torch.zeros(3, 3, 64, 32, dtype=torch.uint8)
-    monkeypatch.setattr(attention_maps, "branch_predictions", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
-    following = attention_maps.pab_keypoint_pck(model, images, keypoints)
-    monkeypatch.setattr(attention_maps, "branch_predictions", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
-    fixed = attention_maps.pab_keypoint_pck(model, images, keypoints)
+    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
+    following = branch_outputs.pab_keypoint_pck(model, images, keypoints)
+    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
+    fixed = branch_outputs.pab_keypoint_pck(model, images, keypoints)
     assert following["all"] == 1.0 and fixed["all"] == pytest.approx(1 / 3)
     assert following["fixed_pose"] == fixed["fixed_pose"] == pytest.approx(1 / 3)  # the median pose hits the middle crop
     assert following["spread"] > 0 and fixed["spread"] == 0

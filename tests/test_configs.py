@@ -15,9 +15,11 @@ from daaf.pseudo_label import PSEUDO_LABELER_REGISTRY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_CONFIGS = sorted(
-    p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True) + glob.glob(os.path.join(REPO, "projects", "**", "*.yaml"), recursive=True)
+    p
+    for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)
+    + glob.glob(os.path.join(REPO, "projects", "**", "*.yaml"), recursive=True)
     if os.sep + "PseudoLabel" + os.sep not in p and not os.path.basename(p).startswith("Base-")
-)  # fmt: skip
+)
 PSEUDO_LABEL_CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "PseudoLabel", "*.yaml")) if "Base-" not in p)
 
 
@@ -66,7 +68,9 @@ def test_config_loads_and_builds_its_model(path):
     model.eval()
     with torch.no_grad():
         embedding = model(torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8))
-    expected_dim = cfg.MODEL.HEADS.EMBEDDING_DIM if cfg.MODEL.HEADS.NAME == "TriNetHead" else 2048 if cfg.MODEL.BACKBONE.DEPTH >= 50 else 512
+    expected_dim = (
+        cfg.MODEL.HEADS.EMBEDDING_DIM if cfg.MODEL.HEADS.NAME == "TriNetHead" else 2048 if cfg.MODEL.BACKBONE.DEPTH >= 50 else 512
+    )
     assert embedding.shape == (2, expected_dim)
 
 
@@ -88,13 +92,51 @@ def test_daaf_variant_trains_a_few_steps_on_synthetic_data(path, tiny_cfg, tmp_p
 
     cfg = load(path)
     cfg.merge_from_list(
-        ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.BACKBONE.DEPTH", "18", "MODEL.HEADS.NUM_CLASSES", "0",
-         "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
-         "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]", "INPUT.CROP_FROM", "[72, 36]", "DATALOADER.NUM_WORKERS", "0",
-         "SOLVER.IMS_PER_BATCH", "8", "SOLVER.SCHEDULE_UNIT", "iteration", "SOLVER.MAX_ITER", "3", "SOLVER.DECAY_START", "1",
-         "SOLVER.STEPS", "(2,)", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "100", "OUTPUT_DIR", str(tmp_path),
-         "LOG_PERIOD", "1", "SEED", "0"]
-    )  # fmt: skip
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.HEADS.NUM_CLASSES",
+            "0",
+            "DATASETS.ROOT",
+            tiny_cfg.DATASETS.ROOT,
+            "DATASETS.TRAIN",
+            "('SyntheticPersons',)",
+            "DATASETS.TEST",
+            "()",
+            "INPUT.SIZE_TRAIN",
+            "[64, 32]",
+            "INPUT.SIZE_TEST",
+            "[64, 32]",
+            "INPUT.CROP_FROM",
+            "[72, 36]",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "SOLVER.IMS_PER_BATCH",
+            "8",
+            "SOLVER.SCHEDULE_UNIT",
+            "iteration",
+            "SOLVER.MAX_ITER",
+            "3",
+            "SOLVER.DECAY_START",
+            "1",
+            "SOLVER.STEPS",
+            "(2,)",
+            "SOLVER.WARMUP_ITERS",
+            "1",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "100",
+            "OUTPUT_DIR",
+            str(tmp_path),
+            "LOG_PERIOD",
+            "1",
+            "SEED",
+            "0",
+        ]
+    )
     trainer = DefaultTrainer(cfg)
     trainer.train()
     with open(os.path.join(tmp_path, "metrics.json")) as f:

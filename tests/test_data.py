@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import json
 import os
@@ -8,13 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_synthetic_config
-from daaf.data import PKSampler, InferenceSampler, ReIDDatasetMapper, attach_labels, get_dataset, reid_collate
+from daaf.data import (
+    PERSON_LABEL_FIELDS,
+    InferenceSampler,
+    PKSampler,
+    ReIDBatch,
+    ReIDDatasetMapper,
+    attach_labels,
+    collate_reid_batch,
+    get_dataset,
+)
 from daaf.data.build import build_reid_train_loader, get_train_records
+from daaf.data.person_labels import COCO_KEYPOINT_NAMES, decode_mask, label_file_path, load_label_file
 from daaf.data.synthetic import generate_synthetic_dataset
 from daaf.data.transforms import PadAndRandomCrop, RandomCrop, RandomErasing, RandomFlip, Resize
-from daaf.pseudo_label.label_file import COCO_KEYPOINT_NAMES, decode_mask, label_file_path, load_label_file
 from daaf.utils.errors import ConfigError, DatasetError
+
+from conftest import tiny_synthetic_config
 
 
 def make_images(folder, names, size=(16, 8)):
@@ -27,7 +38,10 @@ def test_market1501_layout_pids_camids_junk_and_distractors(tmp_path):
     base = tmp_path / "Market-1501-v15.09.15"
     make_images(base / "bounding_box_train", ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c6s3_085667_02.jpg"])
     make_images(base / "query", ["0003_c1s1_000551_00.jpg", "0004_c3s1_000551_00.jpg"])
-    make_images(base / "bounding_box_test", ["-1_c1s1_000401_03.jpg", "0000_c2s1_000301_02.jpg", "0003_c4s2_000551_01.jpg", "0004_c5s1_000551_01.jpg"])
+    make_images(
+        base / "bounding_box_test",
+        ["-1_c1s1_000401_03.jpg", "0000_c2s1_000301_02.jpg", "0003_c4s2_000551_01.jpg", "0004_c5s1_000551_01.jpg"],
+    )
     (base / "bounding_box_test" / "Thumbs.db").write_bytes(b"not an image")  # ignored
     dataset = get_dataset("Market1501", str(tmp_path))
     assert [(r["pid"], r["camid"]) for r in dataset.train] == [(2, 0), (2, 1), (7, 5)]
@@ -106,7 +120,9 @@ def test_synthetic_generator_is_deterministic_and_labels_match_images(tmp_path, 
     every_query_has_match = all(any(g["pid"] == q["pid"] and g["camid"] != q["camid"] for g in dataset.gallery) for q in dataset.query)
     assert every_query_has_match
     partial = os.path.join(theirs, "partial")
-    assert sorted(os.listdir(os.path.join(partial, "partial_body_images"))) == sorted(os.listdir(os.path.join(partial, "whole_body_images")))
+    assert sorted(os.listdir(os.path.join(partial, "partial_body_images"))) == sorted(
+        os.listdir(os.path.join(partial, "whole_body_images"))
+    )
 
 
 def labelled_record(synthetic_root):
@@ -121,12 +137,12 @@ def test_mask_and_keypoints_follow_flip_pad_and_crop(synthetic_root, seed):
     """At the stored resolution every visible keypoint stays exactly on the mask."""
     records = labelled_record(synthetic_root)
     augs = [RandomCrop((112, 56)), RandomFlip(0.5), PadAndRandomCrop(10)]
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, use_labels=True)
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)
     np.random.seed(seed)
     for record in records:
         out = mapper(record)
-        mask = out["instances"]["gt_masks"][0].numpy()
-        keypoints = out["instances"]["gt_keypoints"][0].numpy()
+        mask = out["mask"].numpy()
+        keypoints = out["keypoints"].numpy()
         assert out["image"].shape == (3, 112, 56) and out["image"].dtype == torch.uint8 and mask.shape == (112, 56)
         for x, y, v in keypoints:
             if v == 2:
@@ -138,27 +154,27 @@ def test_mask_and_keypoints_follow_resize_within_a_pixel(synthetic_root, seed):
     """After down-scaling (nearest-neighbour masks) visible keypoints are within 1 px of the mask."""
     records = labelled_record(synthetic_root)
     augs = [Resize((72, 36)), RandomCrop((64, 32)), RandomFlip(0.5), PadAndRandomCrop(4)]
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, use_labels=True)
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)
     np.random.seed(seed)
     for record in records:
         out = mapper(record)
-        mask = cv2.dilate(out["instances"]["gt_masks"][0].numpy(), np.ones((3, 3), np.uint8))
-        for x, y, v in out["instances"]["gt_keypoints"][0].numpy():
+        mask = cv2.dilate(out["mask"].numpy(), np.ones((3, 3), np.uint8))
+        for x, y, v in out["keypoints"].numpy():
             if v == 2:
                 assert 0 <= x < 32 and 0 <= y < 64 and mask[int(y), int(x)] == 1
 
 
 def test_horizontal_flip_swaps_left_and_right_keypoints(synthetic_root):
     record = labelled_record(synthetic_root)[0]
-    plain = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True)(record)
-    flipped = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), RandomFlip(1.0)], use_labels=True)(record)
-    kp, kf = plain["instances"]["gt_keypoints"][0], flipped["instances"]["gt_keypoints"][0]
+    plain = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)(record)
+    flipped = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), RandomFlip(1.0)], label_fields=PERSON_LABEL_FIELDS)(record)
+    kp, kf = plain["keypoints"], flipped["keypoints"]
     left_shoulder, right_shoulder = COCO_KEYPOINT_NAMES.index("left_shoulder"), COCO_KEYPOINT_NAMES.index("right_shoulder")
     assert kf[left_shoulder, 0] == pytest.approx(32 - kp[right_shoulder, 0])
     assert kf[left_shoulder, 1] == pytest.approx(kp[right_shoulder, 1])
     assert kf[0, 0] == pytest.approx(32 - kp[0, 0])  # the nose stays the nose
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
-    assert torch.equal(flipped["instances"]["gt_masks"], plain["instances"]["gt_masks"].flip(-1))
+    assert torch.equal(flipped["mask"], plain["mask"].flip(-1))
 
 
 def test_keypoints_cropped_out_become_invisible(synthetic_root):
@@ -173,31 +189,31 @@ def test_keypoints_cropped_out_become_invisible(synthetic_root):
         def output_size(self, height, width):
             return height // 2, width
 
-    out = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), CropTop((32, 32))], use_labels=True)(record)
-    keypoints = out["instances"]["gt_keypoints"][0]
+    out = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), CropTop((32, 32))], label_fields=PERSON_LABEL_FIELDS)(record)
+    keypoints = out["keypoints"]
     ankle = COCO_KEYPOINT_NAMES.index("left_ankle")
     assert keypoints[ankle, 2] == 0 and keypoints[0, 2] > 0
 
 
 def test_random_erasing_changes_the_image_only(synthetic_root):
     record = labelled_record(synthetic_root)[0]
-    base = dict(is_train=True, augmentations=[Resize((64, 32))], use_labels=True)
+    base = dict(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)
     np.random.seed(0)
     erased = ReIDDatasetMapper(**base, random_erasing=RandomErasing(prob=1.0))(record)
     plain = ReIDDatasetMapper(**base)(record)
     assert not torch.equal(erased["image"], plain["image"])
-    assert torch.equal(erased["instances"]["gt_masks"], plain["instances"]["gt_masks"])
-    assert torch.equal(erased["instances"]["gt_keypoints"], plain["instances"]["gt_keypoints"])
+    assert torch.equal(erased["mask"], plain["mask"])
+    assert torch.equal(erased["keypoints"], plain["keypoints"])
 
 
 def test_crop_without_person_gives_empty_instance_and_collate_marks_it(synthetic_root):
     records = labelled_record(synthetic_root)[:2]
-    records[1]["instance"] = None  # the labeler found nobody
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True)
-    batch = reid_collate([mapper(r) for r in records])
-    assert batch["images"].shape == (2, 3, 64, 32) and batch["masks"].shape == (2, 64, 32)
-    assert batch["has_label"].tolist() == [True, False]
-    assert batch["masks"][1].sum() == 0 and batch["keypoints"][1].abs().sum() == 0
+    records[1]["person_label"] = None  # the labeler found nobody
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)
+    batch = collate_reid_batch([mapper(r) for r in records])
+    assert batch.images.shape == (2, 3, 64, 32) and batch.masks.shape == (2, 64, 32) and batch.keypoints.shape == (2, 17, 3)
+    assert batch.has_label.tolist() == [True, False]
+    assert batch.masks[0].sum() > 0 and batch.masks[1].sum() == 0 and batch.keypoints[1].abs().sum() == 0
 
 
 def test_label_file_missing_entries_are_counted_and_listed(synthetic_root, tmp_path):
@@ -256,10 +272,10 @@ def test_inference_sampler_covers_every_index_once():
 def test_train_loader_from_config_yields_pk_batches(tiny_cfg):
     loader = build_reid_train_loader(tiny_cfg)
     batch = next(iter(loader))
-    assert batch["images"].shape == (8, 3, 64, 32) and batch["images"].dtype == torch.uint8
-    assert sorted(Counter(batch["pids"].tolist()).values()) == [4, 4]
+    assert batch.images.shape == (8, 3, 64, 32) and batch.images.dtype == torch.uint8
+    assert sorted(Counter(batch.pids.tolist()).values()) == [4, 4]
     assert loader.dataset.num_classes == 8
-    assert "masks" not in batch  # a baseline config loads no labels
+    assert batch.masks is None and batch.keypoints is None and batch.has_label is None  # a baseline reads no labels
 
 
 def test_train_records_relabel_pids_across_datasets(synthetic_root):
@@ -295,26 +311,27 @@ def test_loader_workers_deliver_the_same_batches_as_in_process_collate(synthetic
     from daaf.data import MappedDataset, ReIDDataLoader
 
     records = labelled_record(synthetic_root)[:10]
-    records[3]["instance"] = None  # a crop without a person: zero mask, has_label False
-    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True))
-    expected = list(DataLoader(dataset, batch_size=4, collate_fn=reid_collate))
+    records[3]["person_label"] = None  # a crop without a person: zero mask, has_label False
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS))
+    expected = list(DataLoader(dataset, batch_size=4, collate_fn=collate_reid_batch))
     received = list(ReIDDataLoader(dataset, batch_size=4, num_workers=2))
     assert len(received) == len(expected) == 3
     for got, want in zip(received, expected):
-        assert got.keys() == want.keys()
-        for key, value in want.items():
+        assert isinstance(got, ReIDBatch)
+        for field in dataclasses.fields(want):
+            value, mine = getattr(want, field.name), getattr(got, field.name)
             if isinstance(value, torch.Tensor):
-                assert isinstance(got[key], torch.Tensor) and got[key].dtype == value.dtype, key
-                assert torch.equal(got[key], value), key
+                assert isinstance(mine, torch.Tensor) and mine.dtype == value.dtype, field.name
+                assert torch.equal(mine, value), field.name
             else:
-                assert got[key] == value, key
-    assert received[0]["has_label"].tolist() == [True, True, True, False]
-    assert received[0]["masks"].sum() > 0
+                assert mine == value, field.name
+    assert received[0].has_label.tolist() == [True, True, True, False]
+    assert received[0].masks.sum() > 0
     # what really crosses the process boundary: at this size no tensor at all (all under 64 KB),
     # and the masks as bits
     wire = next(iter(DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=ReIDDataLoader(dataset).collate_fn)))
-    assert not any(isinstance(v, torch.Tensor) for v in wire.values())
-    assert wire["masks"].packed["mask_bits"].nbytes == 4 * 64 * 32 // 8
+    assert not any(isinstance(getattr(wire, f.name), torch.Tensor) for f in dataclasses.fields(wire))
+    assert wire.masks.bits.nbytes == 4 * 64 * 32 // 8
 
 
 def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root):
@@ -322,13 +339,12 @@ def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root)
     from daaf.data import MappedDataset, ReIDDataLoader
 
     def collate_with_0_255_masks(items):
-        batch = reid_collate(items)
-        batch["masks"] = batch["masks"] * 255
-        return batch
+        batch = collate_reid_batch(items)
+        return dataclasses.replace(batch, masks=batch.masks * 255)
 
     records = labelled_record(synthetic_root)[:4]
-    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], use_labels=True))
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS))
     (batch,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=collate_with_0_255_masks))
-    assert set(batch["masks"].unique().tolist()) == {0, 255}
+    assert set(batch.masks.unique().tolist()) == {0, 255}
     (plain,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=list))
-    assert isinstance(plain, list) and len(plain) == 4  # a collate that returns no dict is left alone
+    assert isinstance(plain, list) and len(plain) == 4  # a collate that returns no ReIDBatch is left alone

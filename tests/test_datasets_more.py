@@ -7,9 +7,9 @@ import pytest
 from scipy.io import savemat
 
 from daaf.config import get_cfg
-from daaf.data import build_reid_test_loader, get_dataset
+from daaf.data import build_reid_test_loader, dataset_report_ranks, get_dataset
 from daaf.data.datasets import extract_cuhk03_images, register_custom_dataset
-from daaf.evaluation import ReIDEvaluator
+from daaf.engine import DefaultTrainer
 from daaf.utils.errors import ConfigError, DatasetError
 
 
@@ -63,9 +63,17 @@ def test_cuhk03_new_protocol_from_mat_files(tmp_path):
                 (train if p == 1 else query if index == 1 else gallery if index > 5 else []).append(n)
     column = lambda xs: np.array(xs, dtype=np.float64).reshape(-1, 1)  # noqa: E731
     for variant in ("labeled", "detected"):
-        savemat(str(base / f"cuhk03_new_protocol_config_{variant}.mat"), {
-            "filelist": np.array(files, dtype=object).reshape(-1, 1), "labels": column(labels), "camId": column(cams),
-            "train_idx": column(train), "query_idx": column(query), "gallery_idx": column(gallery)})  # fmt: skip
+        savemat(
+            str(base / f"cuhk03_new_protocol_config_{variant}.mat"),
+            {
+                "filelist": np.array(files, dtype=object).reshape(-1, 1),
+                "labels": column(labels),
+                "camId": column(cams),
+                "train_idx": column(train),
+                "query_idx": column(query),
+                "gallery_idx": column(gallery),
+            },
+        )
     dataset = get_dataset("CUHK03Labeled", str(tmp_path))
     assert len(dataset.train) == len(train) == 29 and len(dataset.query) == 3 and len(dataset.gallery) == 15
     assert {r["pid"] for r in dataset.train} == {101, 102, 103}
@@ -118,8 +126,10 @@ def test_partial_datasets_are_test_only_and_report_rank1_rank3(tmp_path, synthet
         assert {r["camid"] for r in dataset.query} == {0} and {r["camid"] for r in dataset.gallery} == {1}
     synthetic = get_dataset("SyntheticPartial", synthetic_root)
     assert len(synthetic.query) == len(synthetic.gallery) == 3
-    cfg = get_cfg()
-    evaluator = ReIDEvaluator(cfg, 2, dataset_name="PartialREID")
+    assert dataset_report_ranks("PartialREID") == dataset_report_ranks("PartialiLIDS") == (1, 3)
+    assert dataset_report_ranks("Market1501") == (1, 5, 10)
+    # the trainer's evaluator reports what the dataset's protocol asks for
+    evaluator = DefaultTrainer.build_evaluator(get_cfg(), "PartialREID", 2)
     assert evaluator.report_ranks == (1, 3)
 
 

@@ -11,10 +11,32 @@ from conftest import load_tool
 
 def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["--output-root", str(out), "--attention-crops", "2",
-            "DATASETS.ROOT", synthetic_root, "SOLVER.MAX_ITER", "4", "SOLVER.DECAY_START", "2", "SOLVER.IMS_PER_BATCH", "8",
-            "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.CROP_FROM", "[72, 36]", "INPUT.SIZE_TEST", "[64, 32]",
-            "DATALOADER.NUM_WORKERS", "0", "SOLVER.CHECKPOINT_PERIOD", "100", "LOG_PERIOD", "2"]  # fmt: skip
+    argv = [
+        "--output-root",
+        str(out),
+        "--attention-crops",
+        "2",
+        "DATASETS.ROOT",
+        synthetic_root,
+        "SOLVER.MAX_ITER",
+        "4",
+        "SOLVER.DECAY_START",
+        "2",
+        "SOLVER.IMS_PER_BATCH",
+        "8",
+        "INPUT.SIZE_TRAIN",
+        "[64, 32]",
+        "INPUT.CROP_FROM",
+        "[72, 36]",
+        "INPUT.SIZE_TEST",
+        "[64, 32]",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+        "LOG_PERIOD",
+        "2",
+    ]
     # The demo's own process is this one (its two training runs are tools/train_net.py subprocesses).
     demo = load_tool("demo")
     assert demo.main(demo.parser().parse_args(argv)) is None

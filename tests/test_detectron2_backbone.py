@@ -13,10 +13,23 @@ from daaf.config import get_cfg
 from daaf.modeling import build_model
 from daaf.utils.errors import UserError
 
+from conftest import make_batch
+
 
 def d2_cfg(**overrides):
     cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.NAME", "build_detectron2_backbone", "MODEL.BACKBONE.DEPTH", "50", "MODEL.BACKBONE.PRETRAIN", "False"])
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.NAME",
+            "build_detectron2_backbone",
+            "MODEL.BACKBONE.DEPTH",
+            "50",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+        ]
+    )
     for key, value in overrides.items():
         cfg.merge_from_list([key.replace("__", "."), str(value)])
     return cfg
@@ -36,10 +49,13 @@ def test_detectron2_resnet_as_reid_backbone_with_daaf_branches(last_stride, res5
     assert set(features) == {"stem", "res2", "res3", "res4", "res5"}
     assert features["res5"].shape == (2, 2048, *res5)
     assert model.backbone.output_shape()["res5"].stride == (32 if last_stride == 2 else 16)
-    batch = {
-        "images": torch.randint(0, 255, (4, 3, 64, 32), dtype=torch.uint8), "pids": torch.tensor([0, 0, 1, 1]),
-        "masks": torch.ones(4, 64, 32, dtype=torch.uint8), "keypoints": torch.rand(4, 17, 3) * 30, "has_label": torch.ones(4, dtype=torch.bool),
-    }  # fmt: skip
+    batch = make_batch(
+        torch.randint(0, 255, (4, 3, 64, 32), dtype=torch.uint8),
+        [0, 0, 1, 1],
+        masks=torch.ones(4, 64, 32, dtype=torch.uint8),
+        keypoints=torch.rand(4, 17, 3) * 30,
+        has_label=torch.ones(4, dtype=torch.bool),
+    )
     losses = model(batch)
     assert set(losses) == {"loss_triplet", "loss_hab", "loss_pab"} and all(torch.isfinite(v) for v in losses.values())
     hab_encoder = model.branches["HAB"].encoder
@@ -59,8 +75,18 @@ def test_detectron2_backbone_trains_daaf_steps_and_its_export_loads_in_detectron
     from daaf.engine.export import ExportableReID, detectron2_max_abs_diff, example_images, export_detectron2_backbone
 
     cfg = tiny_cfg.clone()
-    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_detectron2_backbone", "MODEL.DAAF.BRANCHES", "['HAB', 'PAB']",
-                         "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "3"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "MODEL.BACKBONE.NAME",
+            "build_detectron2_backbone",
+            "MODEL.DAAF.BRANCHES",
+            "['HAB', 'PAB']",
+            "DATASETS.TEST",
+            "()",
+            "SOLVER.MAX_ITER",
+            "3",
+        ]
+    )
     trainer = DefaultTrainer(cfg)
     before = {k: v.clone() for k, v in trainer.model.backbone.body.state_dict().items()}
     trainer.train()
@@ -107,7 +133,10 @@ def test_pretrain_without_a_path_warns_and_an_unreachable_path_is_one_line(tmp_p
         build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18, MODEL__BACKBONE__PRETRAIN=True, MODEL__BACKBONE__PRETRAIN_PATH=""))
     finally:
         daaf_logger.removeHandler(caplog.handler)
-    assert "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: detectron2's backbone stays randomly initialised" in caplog.text
+    assert (
+        "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: detectron2's backbone stays randomly initialised"
+        in caplog.text
+    )
     for path in (str(tmp_path / "R-18.pkl"), "http://127.0.0.1:9/R-18.pkl"):
         with pytest.raises(UserError) as info:
             build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18, MODEL__BACKBONE__PRETRAIN=True, MODEL__BACKBONE__PRETRAIN_PATH=path))
@@ -125,7 +154,7 @@ class _RunsCode:
 def test_pkl_weights_load_without_unpickling_code(tmp_path):
     import pickle
 
-    from daaf.utils.env import load_detectron2_weights
+    from daaf.utils.detectron2_zoo import load_detectron2_weights
 
     model = build_model(d2_cfg(MODEL__BACKBONE__DEPTH=18)).backbone.body
     state = {k: v.numpy() + 1.0 for k, v in model.state_dict().items() if v.is_floating_point()}

@@ -78,8 +78,13 @@ def test_check_labels_scores_a_labeler_with_detectron2_coco_evaluator(synthetic_
     result = coco_evaluate_label_file(str(worse), truth)
     assert result["segm"]["AP"] < 50 and result["keypoints"]["AP"] < 50
 
-    cli = subprocess.run([sys.executable, "tools/check_labels.py", str(worse), truth, "--coco-eval", "--json", str(tmp_path / "q.json")],
-                         capture_output=True, text=True, timeout=300, cwd=__file__.rsplit("/tests/", 1)[0])  # fmt: skip
+    cli = subprocess.run(
+        [sys.executable, "tools/check_labels.py", str(worse), truth, "--coco-eval", "--json", str(tmp_path / "q.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=__file__.rsplit("/tests/", 1)[0],
+    )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "detectron2 COCOEvaluator segm" in cli.stdout and "detectron2 COCOEvaluator keypoints" in cli.stdout
     saved = json.loads((tmp_path / "q.json").read_text())["coco"]

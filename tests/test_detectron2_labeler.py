@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import label_file_content as file_content
 from daaf.config import get_cfg
 from daaf.pseudo_label import build_pseudo_labeler
 from daaf.utils.errors import UserError
+
+from conftest import label_file_content as file_content
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
@@ -72,13 +73,40 @@ def detecting_weights(tmp_path_factory):
 def labelling_overrides(root, weights, labels_dir):
     """KEY VALUE pairs: the detectron2 labeler on the query split (9 crops of 128x64) of the tiny
     data, at the crops' own size, keeping the 10 best proposals and 1 detection (0.3 s per crop)."""
-    return ["MODEL.DEVICE", "cpu", "PSEUDO_LABEL.NAME", "Detectron2Labeler", "PSEUDO_LABEL.MIN_SIZE_TEST", "64",
-            "PSEUDO_LABEL.PROPOSALS_PER_IMAGE", "10", "PSEUDO_LABEL.DETECTIONS_PER_IMAGE", "1",
-            "PSEUDO_LABEL.KEYPOINT_THRESH", "0.0", "PSEUDO_LABEL.BATCH_SIZE", "1",
-            "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", weights["kp"], "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS", weights["mask"],
-            "DATASETS.ROOT", root, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
-            "DATASETS.LABELS_DIR", str(labels_dir), "PSEUDO_LABEL.SPLITS", "['query']", "DATALOADER.NUM_WORKERS", "0",
-            "OUTPUT_DIR", str(labels_dir) + "_out"]  # fmt: skip
+    return [
+        "MODEL.DEVICE",
+        "cpu",
+        "PSEUDO_LABEL.NAME",
+        "Detectron2Labeler",
+        "PSEUDO_LABEL.MIN_SIZE_TEST",
+        "64",
+        "PSEUDO_LABEL.PROPOSALS_PER_IMAGE",
+        "10",
+        "PSEUDO_LABEL.DETECTIONS_PER_IMAGE",
+        "1",
+        "PSEUDO_LABEL.KEYPOINT_THRESH",
+        "0.0",
+        "PSEUDO_LABEL.BATCH_SIZE",
+        "1",
+        "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS",
+        weights["kp"],
+        "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS",
+        weights["mask"],
+        "DATASETS.ROOT",
+        root,
+        "DATASETS.TRAIN",
+        "('SyntheticPersons',)",
+        "DATASETS.TEST",
+        "()",
+        "DATASETS.LABELS_DIR",
+        str(labels_dir),
+        "PSEUDO_LABEL.SPLITS",
+        "['query']",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "OUTPUT_DIR",
+        str(labels_dir) + "_out",
+    ]
 
 
 def labelling_cfg(root, weights, labels_dir):
@@ -178,8 +206,16 @@ def test_unloadable_detectron2_weights_are_a_one_line_error(tmp_path):
 @pytest.mark.detectron2
 def test_unknown_model_zoo_config_is_named():
     cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG", "COCO-Keypoints/nope.yaml",
-                         "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", "x.pkl"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG",
+            "COCO-Keypoints/nope.yaml",
+            "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS",
+            "x.pkl",
+        ]
+    )
     with pytest.raises(UserError, match="'COCO-Keypoints/nope.yaml' is neither a file nor a config of detectron2's model zoo"):
         build_pseudo_labeler(cfg)
 
@@ -193,8 +229,16 @@ def test_unreachable_weights_fail_before_any_model_is_built(detecting_weights, t
     monkeypatch.setattr(detectron2_labeler, "build_detectron2_model", lambda *a, **k: built.append(a))
     weights = mask_weights if "://" in mask_weights else str(tmp_path / mask_weights)
     cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", detecting_weights["kp"],
-                         "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS", weights])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS",
+            detecting_weights["kp"],
+            "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS",
+            weights,
+        ]
+    )
     with pytest.raises(UserError) as info:
         build_pseudo_labeler(cfg)
     assert str(info.value).startswith(f"PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS: cannot load weights '{weights}' (")

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import toy_components  # noqa: F401  (registers ToyReIDNet)
 from daaf.engine import DefaultTrainer, hooks, launch
 from daaf.solver import build_lr_scheduler
 from daaf.utils.checkpoint import DAAFCheckpointer
+
+import toy_components  # noqa: F401  (registers ToyReIDNet)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_components.py")
@@ -67,8 +68,14 @@ def test_non_finite_loss_raises_with_iteration_and_terms(tiny_cfg, monkeypatch):
 
 
 def test_resume_restores_model_optimizer_scheduler_and_iteration(tiny_cfg, tmp_path):
-    extra = {"SOLVER.MAX_ITER": 8, "SOLVER.CHECKPOINT_PERIOD": 4, "SOLVER.LR_SCHEDULER_NAME": "WarmupMultiStepLR",
-             "SOLVER.STEPS": "(2, 6)", "SOLVER.GAMMA": 0.5, "SOLVER.BASE_LR": 0.05}  # fmt: skip
+    extra = {
+        "SOLVER.MAX_ITER": 8,
+        "SOLVER.CHECKPOINT_PERIOD": 4,
+        "SOLVER.LR_SCHEDULER_NAME": "WarmupMultiStepLR",
+        "SOLVER.STEPS": "(2, 6)",
+        "SOLVER.GAMMA": 0.5,
+        "SOLVER.BASE_LR": 0.05,
+    }
     straight = DefaultTrainer(toy_cfg(tiny_cfg, **extra, OUTPUT_DIR=tmp_path / "straight"))
     straight.train()
 
@@ -102,8 +109,10 @@ def test_resuming_a_finished_run_trains_and_writes_nothing_and_says_so(tiny_cfg,
     daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
     daaf_logger.addHandler(caplog.handler)
     try:
-        for max_iter, message in ((4, "Training already finished (iteration 3 of SOLVER.MAX_ITER 4): nothing to do"),
-                                  (2, "The checkpoint is at iteration 3, past SOLVER.MAX_ITER 2: nothing to train")):  # fmt: skip
+        for max_iter, message in (
+            (4, "Training already finished (iteration 3 of SOLVER.MAX_ITER 4): nothing to do"),
+            (2, "The checkpoint is at iteration 3, past SOLVER.MAX_ITER 2: nothing to train"),
+        ):
             resumed = DefaultTrainer(toy_cfg(cfg, **{"SOLVER.MAX_ITER": max_iter}))
             resumed.resume_or_load(resume=True)
             assert resumed.train() is None
@@ -130,15 +139,43 @@ def test_eval_only_keeps_the_runs_config_and_writes_its_own_beside_its_results(t
 
 def test_kill_during_training_then_resume_reaches_the_same_final_iteration(tiny_cfg, tmp_path):
     out = tmp_path / "killed"
-    args = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "OUTPUT_DIR", str(out),
-            "MODEL.META_ARCHITECTURE", "ToyReIDNet", "IMPORTS", f"['{TOY_MODULE}']", "MODEL.DEVICE", "cpu",
-            "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
-            "INPUT.SIZE_TRAIN", "[64, 32]", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8",
-            "SOLVER.MAX_ITER", "40", "SOLVER.CHECKPOINT_PERIOD", "5", "LOG_PERIOD", "1", "SEED", "0"]  # fmt: skip
+    args = [
+        sys.executable,
+        os.path.join(REPO, "tools", "train_net.py"),
+        "OUTPUT_DIR",
+        str(out),
+        "MODEL.META_ARCHITECTURE",
+        "ToyReIDNet",
+        "IMPORTS",
+        f"['{TOY_MODULE}']",
+        "MODEL.DEVICE",
+        "cpu",
+        "DATASETS.ROOT",
+        tiny_cfg.DATASETS.ROOT,
+        "DATASETS.TRAIN",
+        "('SyntheticPersons',)",
+        "DATASETS.TEST",
+        "()",
+        "INPUT.SIZE_TRAIN",
+        "[64, 32]",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.IMS_PER_BATCH",
+        "8",
+        "SOLVER.MAX_ITER",
+        "40",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "5",
+        "LOG_PERIOD",
+        "1",
+        "SEED",
+        "0",
+    ]
     env = dict(os.environ, TOY_SLEEP="0.05")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     tag = out / "last_checkpoint"
+
     # The tag is written after the checkpoint's rename: wait for the tag, which is what resume reads.
     def tagged_iteration():
         name = tag.read_text() if tag.exists() else ""
@@ -218,12 +255,41 @@ def test_destroy_process_groups_forgets_cached_groups_so_a_new_group_can_start()
 @pytest.mark.usefixtures("cpu_processes")
 def test_train_net_under_torchrun(tiny_cfg, tmp_path):
     out = tmp_path / "torchrun"
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
-            os.path.join(REPO, "tools", "train_net.py"), "OUTPUT_DIR", str(out),
-            "MODEL.META_ARCHITECTURE", "ToyReIDNet", "IMPORTS", f"['{TOY_MODULE}']", "MODEL.DEVICE", "cpu",
-            "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
-            "INPUT.SIZE_TRAIN", "[64, 32]", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "16",
-            "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "SEED", "0"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--standalone",
+        os.path.join(REPO, "tools", "train_net.py"),
+        "OUTPUT_DIR",
+        str(out),
+        "MODEL.META_ARCHITECTURE",
+        "ToyReIDNet",
+        "IMPORTS",
+        f"['{TOY_MODULE}']",
+        "MODEL.DEVICE",
+        "cpu",
+        "DATASETS.ROOT",
+        tiny_cfg.DATASETS.ROOT,
+        "DATASETS.TRAIN",
+        "('SyntheticPersons',)",
+        "DATASETS.TEST",
+        "()",
+        "INPUT.SIZE_TRAIN",
+        "[64, 32]",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.IMS_PER_BATCH",
+        "16",
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "100",
+        "SEED",
+        "0",
+    ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (out / "log.txt").read_text()
@@ -286,14 +352,38 @@ def _lr_curve(cfg, iters):
 
 def test_lr_schedules(tiny_cfg):
     cfg = tiny_cfg.clone()
-    cfg.merge_from_list(["SOLVER.BASE_LR", "1.0", "SOLVER.MAX_ITER", "100", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
-                         "SOLVER.STEPS", "(40, 70)", "SOLVER.WARMUP_ITERS", "10", "SOLVER.WARMUP_FACTOR", "0.01"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "SOLVER.BASE_LR",
+            "1.0",
+            "SOLVER.MAX_ITER",
+            "100",
+            "SOLVER.LR_SCHEDULER_NAME",
+            "WarmupMultiStepLR",
+            "SOLVER.STEPS",
+            "(40, 70)",
+            "SOLVER.WARMUP_ITERS",
+            "10",
+            "SOLVER.WARMUP_FACTOR",
+            "0.01",
+        ]
+    )
     lrs = _lr_curve(cfg, 100)
     assert lrs[0] == pytest.approx(0.01) and lrs[5] == pytest.approx(0.01 + 0.99 * 0.5)
     assert lrs[10:40] == pytest.approx(1.0) and lrs[40:70] == pytest.approx(0.1) and lrs[70:] == pytest.approx(0.01)
 
-    cfg.merge_from_list(["SOLVER.LR_SCHEDULER_NAME", "ExponentialDecayLR", "SOLVER.WARMUP_ITERS", "0",
-                         "SOLVER.DECAY_START", "60", "SOLVER.DECAY_FACTOR", "0.001"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "SOLVER.LR_SCHEDULER_NAME",
+            "ExponentialDecayLR",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "SOLVER.DECAY_START",
+            "60",
+            "SOLVER.DECAY_FACTOR",
+            "0.001",
+        ]
+    )
     lrs = _lr_curve(cfg, 100)
     assert lrs[:60] == pytest.approx(1.0)
     assert lrs[80] == pytest.approx(0.001 ** (20 / 40))  # TriNet: 0.001 ** ((t - t0) / (T - t0))
@@ -334,8 +424,17 @@ def test_a_checkpoint_period_below_one_is_a_config_error(tiny_cfg):
 
 
 def test_epoch_schedule_is_converted_to_iterations(tiny_cfg):
-    cfg = toy_cfg(tiny_cfg, **{"SOLVER.SCHEDULE_UNIT": "epoch", "SOLVER.MAX_ITER": 3, "SOLVER.STEPS": "(1, 2)",
-                               "SOLVER.WARMUP_ITERS": 1, "SOLVER.CHECKPOINT_PERIOD": 2, "TEST.EVAL_PERIOD": 1})  # fmt: skip
+    cfg = toy_cfg(
+        tiny_cfg,
+        **{
+            "SOLVER.SCHEDULE_UNIT": "epoch",
+            "SOLVER.MAX_ITER": 3,
+            "SOLVER.STEPS": "(1, 2)",
+            "SOLVER.WARMUP_ITERS": 1,
+            "SOLVER.CHECKPOINT_PERIOD": 2,
+            "TEST.EVAL_PERIOD": 1,
+        },
+    )
     trainer = DefaultTrainer(cfg)
     iters_per_epoch = 43 // 8  # 43 training images in the tiny set, 8 per batch
     assert trainer.max_iter == 3 * iters_per_epoch

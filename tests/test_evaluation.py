@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from daaf.data import ReIDBatch
 from daaf.evaluation import (
     ReIDEvaluator,
     compute_distance,
@@ -13,7 +14,8 @@ from daaf.evaluation import (
     re_ranking,
     re_ranking_features,
 )
-from daaf.evaluation.reference import evaluate_rank_reference, re_ranking_reference
+
+from benchmarks.reference_evaluation import evaluate_rank_reference, re_ranking_reference
 
 
 def random_problem(seed, q=40, g=120, ties=False, num_ids=15, num_cams=3):
@@ -39,8 +41,12 @@ def test_rank_metrics_match_per_query_loop(seed, ties):
 def test_infinite_distances_tie_with_removed_items():
     dist, q_pids, g_pids, q_cams, g_cams = random_problem(7, ties=True)
     dist[dist == 5] = np.inf
-    np.testing.assert_allclose(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[0], evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[0])
-    assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1] == pytest.approx(evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[1])
+    np.testing.assert_allclose(
+        evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[0], evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[0]
+    )
+    assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1] == pytest.approx(
+        evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[1]
+    )
 
 
 def test_short_gallery_shorter_than_max_rank():
@@ -78,7 +84,9 @@ def test_chunked_equals_unchunked_and_features_path_equals_matrix():
     qf, gf = torch.randn(53, 16), torch.randn(97, 16)
     for metric in ("cosine", "euclidean"):
         full = compute_distance(qf, gf, metric)
-        expected = 1 - torch.nn.functional.normalize(qf) @ torch.nn.functional.normalize(gf).T if metric == "cosine" else torch.cdist(qf, gf)
+        expected = (
+            1 - torch.nn.functional.normalize(qf) @ torch.nn.functional.normalize(gf).T if metric == "cosine" else torch.cdist(qf, gf)
+        )
         np.testing.assert_allclose(full, expected.numpy(), atol=1e-5)
         from_chunks = evaluate_rank_chunks(compute_distance_chunks(qf, gf, metric, chunk_size=8), *problem[1:])
         from_matrix = evaluate_rank(full, *problem[1:])
@@ -124,11 +132,9 @@ def test_re_ranking_on_gpu_matches_cpu():
 
 def feed(evaluator, features, pids, camids, batch=5):
     for s in range(0, len(features), batch):
-        evaluator.process(
-            {"pids": torch.as_tensor(pids[s : s + batch]), "camids": torch.as_tensor(camids[s : s + batch]),
-             "file_names": [f"img{i}.jpg" for i in range(s, min(s + batch, len(features)))]},
-            torch.as_tensor(features[s : s + batch]),
-        )  # fmt: skip
+        names = [f"img{i}.jpg" for i in range(s, min(s + batch, len(features)))]
+        inputs = ReIDBatch(torch.zeros(len(names), 3, 1, 1), torch.as_tensor(pids[s : s + batch]), torch.as_tensor(camids[s : s + batch]), names)
+        evaluator.process(inputs, torch.as_tensor(features[s : s + batch]))
 
 
 def evaluator_inputs(seed=0, q=12, g=40, d=8):
@@ -142,7 +148,9 @@ def evaluator_inputs(seed=0, q=12, g=40, d=8):
 
 def test_reid_evaluator_reports_metrics_and_writes_cmc_plot_and_ranks(tmp_path):
     features, pids, camids = evaluator_inputs()
-    evaluator = ReIDEvaluator(12, metric="euclidean", report_ranks=(1, 3), output_dir=str(tmp_path), save_ranks=True, max_rank=10, dataset_name="toy")
+    evaluator = ReIDEvaluator(
+        12, metric="euclidean", report_ranks=(1, 3), output_dir=str(tmp_path), save_ranks=True, max_rank=10, dataset_name="toy"
+    )
     feed(evaluator, features, pids, camids)
     results = evaluator.evaluate()
     assert list(results) == ["Rank-1", "Rank-3", "mAP", "mINP"]
@@ -218,7 +226,8 @@ def test_candidate_path_and_sorting_path_agree_with_the_reference_on_a_strong_mo
 
 
 def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
-    from daaf.evaluation.evaluator import DatasetEvaluator, inference_on_dataset
+    from daaf.data import collate_reid_batch
+    from daaf.evaluation import DatasetEvaluator, inference_on_dataset
 
     class Counting(DatasetEvaluator):
         def reset(self):
@@ -234,7 +243,8 @@ def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
         def forward(self, images):
             return images.float().flatten(1)
 
-    loader = torch.utils.data.DataLoader([{"images": torch.zeros(3, 8, 4, dtype=torch.uint8)}] * 6, batch_size=2)
+    crop = {"image": torch.zeros(3, 8, 4, dtype=torch.uint8), "pid": 0, "camid": 0, "file_name": "x.jpg"}
+    loader = torch.utils.data.DataLoader([crop] * 6, batch_size=2, collate_fn=collate_reid_batch)
     assert inference_on_dataset(Embed(), loader, Counting()) == {"seen": 6}
     err = capsys.readouterr().err
     assert "inference: 100%" in err and err.endswith("\n")  # the next output starts on a new line
@@ -244,8 +254,18 @@ def test_per_run_cmc_plot_names_the_model_and_the_dataset(tmp_path):
     from daaf.config import get_cfg
 
     cfg = get_cfg()
-    cfg.merge_from_list(["OUTPUT_DIR", str(tmp_path / "daaf_trinet_R18"), "MODEL.HEADS.NAME", "TriNetHead",
-                         "MODEL.BACKBONE.DEPTH", "18", "MODEL.DAAF.BRANCHES", "['HAB', 'PAB']"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "OUTPUT_DIR",
+            str(tmp_path / "daaf_trinet_R18"),
+            "MODEL.HEADS.NAME",
+            "TriNetHead",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.DAAF.BRANCHES",
+            "['HAB', 'PAB']",
+        ]
+    )
     evaluator = ReIDEvaluator(cfg, 12, dataset_name="SyntheticPersons", output_dir=str(tmp_path))
     assert evaluator.curve_label() == "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB) on SyntheticPersons"
 

@@ -10,6 +10,8 @@ from daaf.modeling.heads import BNNeckHead, TriNetHead
 from daaf.modeling.losses import CenterLoss, CrossEntropyLoss, TripletLoss
 from daaf.utils.errors import ConfigError, UserError
 
+from conftest import make_batch
+
 
 def small_cfg(**overrides):
     cfg = get_cfg()
@@ -55,11 +57,17 @@ def test_resnet_is_torchvisions_network_with_its_parameter_names(depth):
     seeded_reference = getattr(torchvision.models, f"resnet{depth}")(weights=None).state_dict()
     torch.manual_seed(0)
     seeded = ResNet(depth=depth).state_dict()  # the same seeded initialisation as torchvision's
-    assert all(torch.equal(seeded[layout[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]], v) for k, v in seeded_reference.items() if not k.startswith("fc."))
+    assert all(
+        torch.equal(seeded[layout[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]], v)
+        for k, v in seeded_reference.items()
+        if not k.startswith("fc.")
+    )
     backbone.load_state_dict(renamed)
     images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
-        expected = reference.layer4(reference.layer3(reference.layer2(reference.layer1(reference.maxpool(reference.relu(reference.bn1(reference.conv1(images))))))))
+        expected = reference.layer4(
+            reference.layer3(reference.layer2(reference.layer1(reference.maxpool(reference.relu(reference.bn1(reference.conv1(images)))))))
+        )
         torch.testing.assert_close(backbone(images)["res5"], expected)
 
 
@@ -131,7 +139,7 @@ def test_model_eval_returns_embeddings_and_training_returns_losses():
     cfg = small_cfg(MODEL__HEADS__NAME="BNNeckHead", MODEL__HEADS__NUM_CLASSES=4, MODEL__BACKBONE__LAST_STRIDE=1)
     cfg.MODEL.LOSSES.NAME = ["CrossEntropyLoss", "TripletLoss", "CenterLoss"]
     model = build_model(cfg)
-    batch = {"images": torch.randint(0, 255, (8, 3, 64, 32), dtype=torch.uint8), "pids": torch.arange(4).repeat_interleave(2)}
+    batch = make_batch(torch.randint(0, 255, (8, 3, 64, 32), dtype=torch.uint8), torch.arange(4).repeat_interleave(2))
     losses = model(batch)
     assert set(losses) == {"loss_cls", "loss_triplet", "loss_center"}
     model.eval()
@@ -146,7 +154,7 @@ def test_a_few_training_steps_lower_the_loss():
     generator = torch.Generator().manual_seed(0)
     base = torch.randint(0, 255, (4, 3, 64, 32), generator=generator)
     images = (base.repeat_interleave(2, 0) + torch.randint(-10, 10, (8, 3, 64, 32), generator=generator)).clamp(0, 255).to(torch.uint8)
-    batch = {"images": images, "pids": torch.arange(4).repeat_interleave(2)}
+    batch = make_batch(images, torch.arange(4).repeat_interleave(2))
     first = None
     for _ in range(30):
         loss = sum(model(batch).values())

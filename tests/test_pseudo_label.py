@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-import toy_components  # noqa: F401  (registers ToyPersonLabeler)
-from conftest import label_file_content as file_content
-from conftest import load_tool
+from daaf.data.person_labels import decode_mask, load_label_file, make_annotation, write_label_file
 from daaf.engine import launch
 from daaf.pseudo_label import box_iou, match_box, select_person
-from daaf.pseudo_label.label_file import decode_mask, load_label_file, make_annotation, write_label_file
 from daaf.pseudo_label.quality import compare_label_files
 from daaf.pseudo_label.runner import ensure_train_labels, label_records, pseudo_label_from_config
 from daaf.utils.errors import DatasetError, UserError
+
+import toy_components  # noqa: F401  (registers ToyPersonLabeler)
+from conftest import label_file_content as file_content
+from conftest import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_components.py")
@@ -34,9 +35,19 @@ TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_compo
 def labelling_cfg(tiny_cfg, labels_dir, **extra):
     cfg = tiny_cfg.clone()
     cfg.merge_from_list(
-        ["PSEUDO_LABEL.NAME", "ToyPersonLabeler", "DATASETS.LABELS_DIR", str(labels_dir), "PSEUDO_LABEL.BATCH_SIZE", "3",
-         "IMPORTS", f"['{TOY_MODULE}']", "PSEUDO_LABEL.KEYPOINT_THRESH", "0.3"]
-    )  # fmt: skip
+        [
+            "PSEUDO_LABEL.NAME",
+            "ToyPersonLabeler",
+            "DATASETS.LABELS_DIR",
+            str(labels_dir),
+            "PSEUDO_LABEL.BATCH_SIZE",
+            "3",
+            "IMPORTS",
+            f"['{TOY_MODULE}']",
+            "PSEUDO_LABEL.KEYPOINT_THRESH",
+            "0.3",
+        ]
+    )
     for key, value in extra.items():
         cfg.merge_from_list([key, str(value)])
     return cfg
@@ -190,11 +201,33 @@ def test_an_exception_inside_the_labeler_is_one_line_and_the_saved_progress_resu
 
 
 def _pseudo_label_args(tiny_cfg, labels_dir):
-    return [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--pseudo-label",
-            "MODEL.DEVICE", "cpu", "IMPORTS", f"['{TOY_MODULE}']", "PSEUDO_LABEL.NAME", "ToyPersonLabeler",
-            "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.TRAIN", "('SyntheticPersons',)", "DATASETS.TEST", "()",
-            "DATASETS.LABELS_DIR", str(labels_dir), "PSEUDO_LABEL.SPLITS", "['train']", "PSEUDO_LABEL.BATCH_SIZE", "2",
-            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(labels_dir) + "_out"]  # fmt: skip
+    return [
+        sys.executable,
+        os.path.join(REPO, "tools", "train_net.py"),
+        "--pseudo-label",
+        "MODEL.DEVICE",
+        "cpu",
+        "IMPORTS",
+        f"['{TOY_MODULE}']",
+        "PSEUDO_LABEL.NAME",
+        "ToyPersonLabeler",
+        "DATASETS.ROOT",
+        tiny_cfg.DATASETS.ROOT,
+        "DATASETS.TRAIN",
+        "('SyntheticPersons',)",
+        "DATASETS.TEST",
+        "()",
+        "DATASETS.LABELS_DIR",
+        str(labels_dir),
+        "PSEUDO_LABEL.SPLITS",
+        "['train']",
+        "PSEUDO_LABEL.BATCH_SIZE",
+        "2",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "OUTPUT_DIR",
+        str(labels_dir) + "_out",
+    ]
 
 
 def test_kill_mid_run_then_rerun_gives_the_uninterrupted_file(tiny_cfg, tmp_path):
@@ -205,8 +238,9 @@ def test_kill_mid_run_then_rerun_gives_the_uninterrupted_file(tiny_cfg, tmp_path
     pseudo_label_from_config(reference_cfg)
     log = tmp_path / "calls.txt"
     args = _pseudo_label_args(tiny_cfg, tmp_path / "killed")
-    proc = subprocess.Popen(args, env=dict(os.environ, TOY_LABEL_SLEEP="0.1", TOY_LABEL_LOG=str(log)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        args, env=dict(os.environ, TOY_LABEL_SLEEP="0.1", TOY_LABEL_LOG=str(log)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     partial = tmp_path / "killed" / "SyntheticPersons_train.json.partial-rank0.jsonl"
     deadline = time.time() + 120
     while not (partial.exists() and partial.read_text().count("\n") >= 5):
@@ -248,19 +282,50 @@ def test_two_process_sharded_run_equals_one_process_run(tiny_cfg, tmp_path):
 
 
 def daaf_train_args(tiny_cfg, labels_dir, *extra):
-    return [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file",
-            os.path.join(REPO, "configs", "Synthetic", "daaf_trinet_R18.yaml"), "MODEL.DEVICE", "cpu",
-            "MODEL.BACKBONE.PRETRAIN", "False", "DATASETS.ROOT", tiny_cfg.DATASETS.ROOT, "DATASETS.LABELS_DIR",
-            str(labels_dir), "SOLVER.MAX_ITER", "1", "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]",
-            "INPUT.CROP_FROM", "[]", "DATASETS.TEST", "()", "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8",
-            "OUTPUT_DIR", str(labels_dir) + "_out", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        os.path.join(REPO, "tools", "train_net.py"),
+        "--config-file",
+        os.path.join(REPO, "configs", "Synthetic", "daaf_trinet_R18.yaml"),
+        "MODEL.DEVICE",
+        "cpu",
+        "MODEL.BACKBONE.PRETRAIN",
+        "False",
+        "DATASETS.ROOT",
+        tiny_cfg.DATASETS.ROOT,
+        "DATASETS.LABELS_DIR",
+        str(labels_dir),
+        "SOLVER.MAX_ITER",
+        "1",
+        "INPUT.SIZE_TRAIN",
+        "[64, 32]",
+        "INPUT.SIZE_TEST",
+        "[64, 32]",
+        "INPUT.CROP_FROM",
+        "[]",
+        "DATASETS.TEST",
+        "()",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.IMS_PER_BATCH",
+        "8",
+        "OUTPUT_DIR",
+        str(labels_dir) + "_out",
+        *extra,
+    ]
 
 
 def test_daaf_training_without_labels_or_labeler_names_the_command(tiny_cfg, tmp_path):
     from daaf.config import get_cfg
 
-    args = daaf_train_args(tiny_cfg, tmp_path / "labels", "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS", str(tmp_path / "none.pkl"),
-                           "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS", str(tmp_path / "none.pkl"))  # fmt: skip
+    args = daaf_train_args(
+        tiny_cfg,
+        tmp_path / "labels",
+        "PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS",
+        str(tmp_path / "none.pkl"),
+        "PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS",
+        str(tmp_path / "none.pkl"),
+    )
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
@@ -285,9 +350,10 @@ def test_daaf_training_generates_missing_train_labels_first(tiny_cfg, tmp_path):
     ensure_train_labels(cfg)
     assert os.listdir(tmp_path / "labels") == ["SyntheticPersons_train.json"]  # train split only
     from daaf.data import build_reid_train_loader
+    from daaf.modeling import model_input_fields
 
-    batch = next(iter(build_reid_train_loader(cfg)))
-    assert batch["masks"].shape == (8, 64, 32) and batch["has_label"].any()
+    batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
+    assert batch.masks.shape == (8, 64, 32) and batch.has_label.any()
 
 
 # ---- judging a label file ----
@@ -330,8 +396,12 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path, capsys):
     assert result["pck"][0.2] == pytest.approx((total - known[first]) / total)
     assert result["pck"][0.1] == pytest.approx((total - known[first] - known[second]) / total)
 
-    cli = subprocess.run([sys.executable, os.path.join(REPO, "tools", "check_labels.py"), worse, truth_path, "--json", str(tmp_path / "q.json")],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    cli = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "check_labels.py"), worse, truth_path, "--json", str(tmp_path / "q.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0 and "mask IoU" in cli.stdout and "PCK" in cli.stdout
     assert "crops without a person found count as IoU 0 and every keypoint wrong" in cli.stdout  # one crop was missed
     assert json.loads((tmp_path / "q.json").read_text())["found"] == n - 1
@@ -350,11 +420,14 @@ def test_labelling_speed_reads_as_images_per_second_or_seconds_per_image():
     assert header.split(" | ")[-1].strip() == "speed" and row.split(" | ")[-1].strip() == "9.01 s/img"
 
 
-@pytest.mark.parametrize("content,expected", [
-    ("[1, 2]", "expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON list"),
-    ("{oops", "not a valid JSON label file"),
-    ('{"images": []}', "expected a COCO label file with an 'annotations' list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("[1, 2]", "expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON list"),
+        ("{oops", "not a valid JSON label file"),
+        ('{"images": []}', "expected a COCO label file with an 'annotations' list"),
+    ],
+)
 def test_a_malformed_label_file_is_one_line_naming_it(content, expected, tmp_path):
     path = tmp_path / "labels.json"
     path.write_text(content)

@@ -4,10 +4,11 @@ import textwrap
 import pytest
 import torch
 
-from daaf.config import get_cfg
-from daaf.engine import import_user_modules
+from daaf.config import get_cfg, import_user_modules
 from daaf.modeling import BACKBONE_REGISTRY, build_model
 from daaf.utils.errors import ConfigError
+
+from conftest import make_batch
 
 USER_MODULE = textwrap.dedent(
     '''
@@ -56,7 +57,7 @@ def test_user_components_registered_in_their_own_module_are_built_from_yaml(tmp_
     out = model(torch.zeros(2, 3, 64, 32, dtype=torch.uint8))
     assert out.shape == (2, 8)
     model.train()
-    losses = model({"images": torch.randint(0, 255, (4, 3, 64, 32), dtype=torch.uint8), "pids": torch.tensor([0, 0, 1, 1])})
+    losses = model(make_batch(torch.randint(0, 255, (4, 3, 64, 32), dtype=torch.uint8), [0, 0, 1, 1]))
     assert set(losses) == {"loss_triplet"} and torch.isfinite(losses["loss_triplet"])
     # importing again (e.g. at --resume) is harmless
     import_user_modules(cfg.IMPORTS)
@@ -83,8 +84,18 @@ def test_the_old_name_of_the_resnet_backbone_still_works_with_a_deprecation_line
     from daaf.modeling.backbones import ResNet
 
     cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False",
-                         "MODEL.BACKBONE.NAME", "build_resnet_backbone"])  # fmt: skip
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+            "MODEL.BACKBONE.NAME",
+            "build_resnet_backbone",
+        ]
+    )
     daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
     daaf_logger.addHandler(caplog.handler)
     try:

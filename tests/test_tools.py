@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_tool
+from daaf.analysis.attention_maps import grad_cam
+from daaf.analysis.branch_outputs import labelled_query_batch
 from daaf.data import ReIDDatasetMapper, get_dataset
 from daaf.modeling import build_model
-from daaf.utils.attention_maps import grad_cam, labelled_query_batch
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
+
+from conftest import load_tool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
@@ -51,10 +53,29 @@ def trained(tmp_path_factory, synthetic_root):
     folder = tmp_path_factory.mktemp("trained")
     cfg = get_cfg()
     cfg.merge_from_list(
-        ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.MID_DIM", "64",
-         "MODEL.HEADS.EMBEDDING_DIM", "16", "INPUT.SIZE_TEST", "[64, 32]", "INPUT.SIZE_TRAIN", "[64, 32]",
-         "DATASETS.ROOT", synthetic_root, "DATASETS.TEST", "('SyntheticPersons',)", "TEST.IMS_PER_BATCH", "8"]
-    )  # fmt: skip
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+            "MODEL.HEADS.MID_DIM",
+            "64",
+            "MODEL.HEADS.EMBEDDING_DIM",
+            "16",
+            "INPUT.SIZE_TEST",
+            "[64, 32]",
+            "INPUT.SIZE_TRAIN",
+            "[64, 32]",
+            "DATASETS.ROOT",
+            synthetic_root,
+            "DATASETS.TEST",
+            "('SyntheticPersons',)",
+            "TEST.IMS_PER_BATCH",
+            "8",
+        ]
+    )
     base_cfg = cfg.clone()
     cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
     torch.manual_seed(0)
@@ -84,8 +105,19 @@ def expected_embeddings(trained, files):
 def test_extracted_features_are_the_base_networks_embeddings(trained, tmp_path):
     folder = os.path.dirname(trained["query"][0])
     out = str(tmp_path / "f.npz")
-    run_tool("extract_features", "--config-file", trained["daaf"], "--input", os.path.join(folder, "*.jpg"), "--output", out,
-             "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    run_tool(
+        "extract_features",
+        "--config-file",
+        trained["daaf"],
+        "--input",
+        os.path.join(folder, "*.jpg"),
+        "--output",
+        out,
+        "--workers",
+        "0",
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     data = np.load(out)
     assert list(data["file_names"]) == trained["query"]
     np.testing.assert_allclose(data["features"], expected_embeddings(trained, trained["query"]), atol=1e-5)
@@ -95,22 +127,54 @@ def test_tool_errors_are_one_line(trained, tmp_path, capsys):
     folder = os.path.dirname(trained["query"][0])
     # the command line itself, once; the other cases run the same error path in this process
     missing = run_cli("extract_features", "--config-file", trained["base"], "--input", folder, "MODEL.WEIGHTS", str(tmp_path / "no.pth"))
-    assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == f"error: checkpoint not found: {tmp_path / 'no.pth'} (MODEL.WEIGHTS or the last_checkpoint tag)"
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip().splitlines()[-1]
+        == f"error: checkpoint not found: {tmp_path / 'no.pth'} (MODEL.WEIGHTS or the last_checkpoint tag)"
+    )
     assert "Traceback" not in missing.stderr
 
-    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", folder,
-                                          "MODEL.WEIGHTS", trained["weights"], "MODEL.HEADS.EMBEDDING_DIM", "32")  # fmt: skip
+    code, err = run_tool_reporting_errors(
+        capsys,
+        "extract_features",
+        "--config-file",
+        trained["base"],
+        "--input",
+        folder,
+        "MODEL.WEIGHTS",
+        trained["weights"],
+        "MODEL.HEADS.EMBEDDING_DIM",
+        "32",
+    )
     line = err.strip().splitlines()[-1]
     assert code == 2 and line.startswith(f"error: {trained['weights']} does not fit the config")
     assert "heads." in line and "(16, 64) vs (32, 64)" in line
 
     (tmp_path / "bad.jpg").write_bytes(b"")
-    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "bad.jpg"),
-                                          "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    code, err = run_tool_reporting_errors(
+        capsys,
+        "extract_features",
+        "--config-file",
+        trained["base"],
+        "--input",
+        str(tmp_path / "bad.jpg"),
+        "--workers",
+        "0",
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     assert code == 2 and err.strip().splitlines()[-1] == f"error: cannot decode image (empty or corrupt file): {tmp_path / 'bad.jpg'}"
 
-    code, err = run_tool_reporting_errors(capsys, "extract_features", "--config-file", trained["base"], "--input", str(tmp_path / "*.png"),
-                                          "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    code, err = run_tool_reporting_errors(
+        capsys,
+        "extract_features",
+        "--config-file",
+        trained["base"],
+        "--input",
+        str(tmp_path / "*.png"),
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     assert code == 2 and "no images found for" in err.strip().splitlines()[-1]
 
 
@@ -118,8 +182,23 @@ def test_search_ranks_the_query_itself_first_and_draws_the_lists(trained, tmp_pa
     gallery = trained["query"]
     queries = gallery[:2]
     out = str(tmp_path / "search.png")
-    run_tool("search", "--config-file", trained["base"], "--query", *queries, "--gallery", *gallery, "--top-k", "4",
-             "--output", out, "--workers", "0", "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    run_tool(
+        "search",
+        "--config-file",
+        trained["base"],
+        "--query",
+        *queries,
+        "--gallery",
+        *gallery,
+        "--top-k",
+        "4",
+        "--output",
+        out,
+        "--workers",
+        "0",
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     picture = cv2.imread(out)
     assert picture.shape == (2 * (PANEL_H + PAD) + PAD, 5 * (PANEL_W + PAD) + PAD, 3)
     search = load_tool("search")
@@ -140,12 +219,16 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys, 
     ranks = {
         "indices": np.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]),
         "distances": np.array([[0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32),
-        "query_files": np.array(q_files), "gallery_files": np.array(files),
-        "query_pids": np.array([1, 2]), "gallery_pids": np.array([1, 2, 1, 2, 3]),
-        "query_camids": np.array([0, 0]), "gallery_camids": np.array([0, 1, 1, 1, 1]),
-        "query_ap": np.array([1.0, 0.5], dtype=np.float32), "cmc": np.ones(5, dtype=np.float32),
+        "query_files": np.array(q_files),
+        "gallery_files": np.array(files),
+        "query_pids": np.array([1, 2]),
+        "gallery_pids": np.array([1, 2, 1, 2, 3]),
+        "query_camids": np.array([0, 0]),
+        "gallery_camids": np.array([0, 1, 1, 1, 1]),
+        "query_ap": np.array([1.0, 0.5], dtype=np.float32),
+        "cmc": np.ones(5, dtype=np.float32),
         "query_first_match": np.array([1, 2]),
-    }  # fmt: skip
+    }
     path = str(tmp_path / "ranks.npz")
     np.savez(path, **ranks)
     out = str(tmp_path / "ranked.png")
@@ -181,27 +264,41 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys, 
     assert code == 2 and "ranks file not found" in err and "TEST.SAVE_RANKS True" in err
 
 
-@pytest.mark.parametrize("tool,flag", [("search", "--top-k"), ("search", "--max-rows"), ("visualize_ranked_list", "--top-k"),
-                                       ("visualize_ranked_list", "--num-queries"), ("visualize_attention", "--num-images")])  # fmt: skip
+@pytest.mark.parametrize(
+    "tool,flag",
+    [
+        ("search", "--top-k"),
+        ("search", "--max-rows"),
+        ("visualize_ranked_list", "--top-k"),
+        ("visualize_ranked_list", "--num-queries"),
+        ("visualize_attention", "--num-images"),
+    ],
+)
 @pytest.mark.parametrize("value", ["0", "-3", "two"])
 def test_counts_below_one_are_refused_with_the_flag_named(tool, flag, value, capsys):
-    required = {"search": ["--config-file", "c.yaml", "--query", "q.jpg", "--gallery", "g"], "visualize_ranked_list": ["--ranks", "r.npz"],
-                "visualize_attention": ["--config-file", "c.yaml", "--input", "x"]}[tool]  # fmt: skip
+    required = {
+        "search": ["--config-file", "c.yaml", "--query", "q.jpg", "--gallery", "g"],
+        "visualize_ranked_list": ["--ranks", "r.npz"],
+        "visualize_attention": ["--config-file", "c.yaml", "--input", "x"],
+    }[tool]
     with pytest.raises(SystemExit) as exit_info:
         load_tool(tool).parser().parse_args([*required, flag, value])
     assert exit_info.value.code == 2
     assert f"argument {flag}: expected a positive integer, got '{value}'" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("tool,output,expected", [
-    ("extract_features", "FOLDER", "is a folder; give a file path ending in .npz"),
-    ("extract_features", "features.csv", "expected a file name ending in .npz"),
-    ("search", "ranked.gif", "expected a file name ending in .png or .jpg or .jpeg"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "tool,output,expected",
+    [
+        ("extract_features", "FOLDER", "is a folder; give a file path ending in .npz"),
+        ("extract_features", "features.csv", "expected a file name ending in .npz"),
+        ("search", "ranked.gif", "expected a file name ending in .png or .jpg or .jpeg"),
+    ],
+)
 def test_an_unusable_output_path_is_refused_before_any_work(tool, output, expected, tmp_path, capsys, monkeypatch):
-    from daaf.engine import inference
+    from daaf.engine import defaults
 
-    monkeypatch.setattr(inference, "inference_config", lambda *a, **k: pytest.fail("read the config before checking --output"))
+    monkeypatch.setattr(defaults, "inference_config", lambda *a, **k: pytest.fail("read the config before checking --output"))
     output = str(tmp_path) if output == "FOLDER" else str(tmp_path / output)
     inputs = ["--input", "x.jpg"] if tool == "extract_features" else ["--query", "q.jpg", "--gallery", "g"]
     code, err = run_tool_reporting_errors(capsys, tool, "--config-file", "c.yaml", *inputs, "--output", output)
@@ -221,7 +318,7 @@ def test_grad_cam_sums_the_maps_of_every_embedding_component():
 
 
 def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
-    from daaf.utils.attention_maps import grad_cam_maps
+    from daaf.analysis.attention_maps import grad_cam_maps
 
     model = trained["model"].eval()
     images = torch.randint(0, 256, (2, 3, 64, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -250,7 +347,7 @@ def brute_force_paper_map(targets, activations):
 
 
 def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trained):
-    from daaf.utils.attention_maps import mean_gradient_times_input, paper_attention_maps
+    from daaf.analysis.attention_maps import mean_gradient_times_input, paper_attention_maps
 
     model = trained["model"].eval()
     images = torch.randint(0, 256, (1, 3, 32, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))  # small: fast
@@ -282,7 +379,7 @@ def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trai
     for g in range(6):
         assert (unit(maps[f"group{g}"]) - unit(maps["holistic"])).abs().max() > 0.05
     # the picture names each partial map's correlation with the holistic one
-    from daaf.utils.attention_maps import map_correlation
+    from daaf.analysis.attention_maps import map_correlation
 
     x = torch.rand(2, 5, 4)
     assert map_correlation(x, 3 * x + 1) == pytest.approx([1.0, 1.0]) and map_correlation(x, -x) == pytest.approx([-1.0, -1.0])
@@ -292,18 +389,39 @@ def test_paper_attention_maps_are_eqs_5_to_8_at_conv1_and_the_groups_differ(trai
 
 def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "attention.png")
-    run_tool("visualize_attention", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--branches",
-             "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    run_tool(
+        "visualize_attention",
+        "--config-file",
+        trained["daaf"],
+        "--input",
+        *trained["query"][:2],
+        "--branches",
+        "--output",
+        out,
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     picture = cv2.imread(out)
     # input + HAM + 6 PAMs + HAB + 6 PAB groups; 64x32 crops are drawn at 128x64
     columns = 1 + 1 + 6 + 1 + 6 + 1  # ... + the colour key
     assert picture.shape == (2 * (128 + PAD) + PAD, columns * (64 + PAD) + PAD, 3)
-    from daaf.utils import attention_maps
+    from daaf.analysis import attention_maps
 
     # a model without branches is refused before any map is computed
     monkeypatch.setitem(attention_maps.ATTENTION_MAP_METHODS, "paper", lambda *a, **k: pytest.fail("computed maps first"))
-    code, err = run_tool_reporting_errors(capsys, "visualize_attention", "--config-file", trained["base"], "--input", trained["query"][0],
-                                          "--branches", "--output", out, "MODEL.WEIGHTS", trained["weights"])  # fmt: skip
+    code, err = run_tool_reporting_errors(
+        capsys,
+        "visualize_attention",
+        "--config-file",
+        trained["base"],
+        "--input",
+        trained["query"][0],
+        "--branches",
+        "--output",
+        out,
+        "MODEL.WEIGHTS",
+        trained["weights"],
+    )
     assert code == 2 and "no attention branches" in err.strip().splitlines()[-1]
 
 
@@ -344,18 +462,28 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
     tool = load_tool("conv_shuffle", ANALYSIS)
     model = trained["model"].eval()
     batch = labelled_query_batch(trained["cfg"], 6)
-    assert batch["keypoints"].shape == (6, 17, 3) and (batch["keypoints"][..., 2] > 0).any()
-    matrix, maps = tool.conv_shuffle_matrix(model, batch["images"], batch["keypoints"])
+    assert batch.keypoints.shape == (6, 17, 3) and (batch.keypoints[..., 2] > 0).any()
+    matrix, maps = tool.conv_shuffle_matrix(model, batch.images, batch.keypoints)
     assert matrix.shape == (6, 6) and np.all((matrix >= 0) & (matrix <= 1))
     with torch.no_grad():
-        own = model.branches["PAB"].predict(model.backbone(model.preprocess_image(batch["images"])))
+        own = model.branches["PAB"].predict(model.backbone(model.preprocess_image(batch.images)))
     for j, prediction in enumerate(own):
         torch.testing.assert_close(maps[j][j], prediction)
         assert maps[(j + 1) % 6][j].shape == prediction.shape  # conv j reads another group's channels
 
     out = tmp_path / "shuffle"
-    run_tool("conv_shuffle", "--config-file", trained["daaf"], "--num-images", "6", "--output-dir", str(out),
-             "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
+    run_tool(
+        "conv_shuffle",
+        "--config-file",
+        trained["daaf"],
+        "--num-images",
+        "6",
+        "--output-dir",
+        str(out),
+        "MODEL.WEIGHTS",
+        trained["weights"],
+        folder=ANALYSIS,
+    )
     np.testing.assert_allclose(np.load(out / "conv_shuffle.npz")["matrix"], matrix, atol=1e-6)
     assert cv2.imread(str(out / "conv_shuffle_matrix.png")) is not None
     assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36 + 1) * (64 + PAD) + PAD
@@ -363,16 +491,40 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
 
 def test_branch_outputs_picture(trained, tmp_path, capsys):
     out = str(tmp_path / "branches.png")
-    run_tool("branch_outputs", "--config-file", trained["daaf"], "--input", *trained["query"][:2], "--output", out, "--pck", "5",
-             "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS)  # fmt: skip
-    from daaf.utils.attention_maps import format_pck, pab_keypoint_pck
+    run_tool(
+        "branch_outputs",
+        "--config-file",
+        trained["daaf"],
+        "--input",
+        *trained["query"][:2],
+        "--output",
+        out,
+        "--pck",
+        "5",
+        "MODEL.WEIGHTS",
+        trained["weights"],
+        folder=ANALYSIS,
+    )
+    from daaf.analysis.branch_outputs import format_pck, pab_keypoint_pck
 
     batch = labelled_query_batch(trained["cfg"], 5)
-    expected = format_pck(pab_keypoint_pck(trained["model"], batch["images"], batch["keypoints"]), 0.1)
+    expected = format_pck(pab_keypoint_pck(trained["model"], batch.images, batch.keypoints), 0.1)
     assert capsys.readouterr().out.splitlines()[-1] == f"SyntheticPersons query (5 crops): {expected}"
     assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
-    base = subprocess.run([sys.executable, os.path.join(REPO, ANALYSIS, "branch_outputs.py"), "--config-file", trained["base"],
-                           "--input", trained["query"][0], "MODEL.WEIGHTS", trained["weights"]], capture_output=True, text=True)  # fmt: skip
+    base = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, ANALYSIS, "branch_outputs.py"),
+            "--config-file",
+            trained["base"],
+            "--input",
+            trained["query"][0],
+            "MODEL.WEIGHTS",
+            trained["weights"],
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert base.returncode == 2 and "MODEL.DAAF.BRANCHES is empty" in base.stderr.strip().splitlines()[-1]
 
 
@@ -401,8 +553,9 @@ def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
     with pytest.raises(Exception, match=r"--faiss: faiss is not installed \(pip install faiss-cpu\)"):
         search.top_k_faiss(query, gallery, "cosine", 4)
     # the command says so before it extracts any feature (no config or checkpoint is even read)
-    assert run_tool_reporting_errors(capsys, "search", "--config-file", "no-such.yaml", "--query", "q.jpg", "--gallery", "g/",
-                                     "--faiss", "MODEL.WEIGHTS", "none.pth") == (2, "error: --faiss: faiss is not installed (pip install faiss-cpu)\n")  # fmt: skip
+    assert run_tool_reporting_errors(
+        capsys, "search", "--config-file", "no-such.yaml", "--query", "q.jpg", "--gallery", "g/", "--faiss", "MODEL.WEIGHTS", "none.pth"
+    ) == (2, "error: --faiss: faiss is not installed (pip install faiss-cpu)\n")
     fake = types.SimpleNamespace(IndexFlatIP=lambda d: _FakeFaissIndex(d, True), IndexFlatL2=lambda d: _FakeFaissIndex(d, False))
     monkeypatch.setitem(sys.modules, "faiss", fake)
     for metric in ("cosine", "euclidean"):
@@ -413,7 +566,7 @@ def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
 
 
 def test_attention_grid_ends_each_row_with_the_colour_key():
-    from daaf.utils.attention_maps import draw_attention_grid
+    from daaf.analysis.attention_maps import draw_attention_grid
 
     images = torch.zeros(2, 3, 160, 80, dtype=torch.uint8)  # 160 high or more: drawn at their size
     grid = draw_attention_grid(images, {"map": torch.rand(2, 10, 5)})

@@ -6,8 +6,9 @@ import re
 import subprocess
 import sys
 
+from daaf.utils.detectron2_zoo import DETECTRON2_INSTALL_HINT
+
 from conftest import DETECTRON2_MISSING_REASON
-from daaf.utils.env import DETECTRON2_INSTALL_HINT
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDE = os.path.join(REPO, "tests", "without_detectron2.py")
@@ -21,8 +22,18 @@ def run_hidden(*argv, **env):
 
 
 def test_pseudo_label_without_detectron2_is_one_line_naming_the_install_command(synthetic_root, tmp_path):
-    result = run_hidden("tools/train_net.py", "--config-file", "configs/PseudoLabel/SyntheticPersons.yaml", "--pseudo-label",
-                        "DATASETS.ROOT", synthetic_root, "DATASETS.LABELS_DIR", str(tmp_path / "labels"), "OUTPUT_DIR", str(tmp_path / "out"))  # fmt: skip
+    result = run_hidden(
+        "tools/train_net.py",
+        "--config-file",
+        "configs/PseudoLabel/SyntheticPersons.yaml",
+        "--pseudo-label",
+        "DATASETS.ROOT",
+        synthetic_root,
+        "DATASETS.LABELS_DIR",
+        str(tmp_path / "labels"),
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == f"error: PSEUDO_LABEL.NAME Detectron2Labeler: {DETECTRON2_INSTALL_HINT}"
     assert "Traceback" not in result.stderr
@@ -31,9 +42,10 @@ def test_pseudo_label_without_detectron2_is_one_line_naming_the_install_command(
 
 def test_detectron2_tests_are_skipped_with_the_reason_and_the_others_pass(request):
     marked = sum(
-        1 for item in request.session.items
+        1
+        for item in request.session.items
         if item.get_closest_marker("detectron2") and os.path.relpath(str(item.fspath), REPO) in DETECTRON2_TEST_FILES
-    )  # fmt: skip
+    )
     result = run_hidden("-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *DETECTRON2_TEST_FILES)
     assert result.returncode == 0, result.stdout[-3000:]
     skip_lines = re.findall(r"^SKIPPED \[(\d+)\] (\S+): (.*)$", result.stdout, flags=re.M)

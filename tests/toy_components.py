@@ -11,6 +11,7 @@ import time
 import torch
 from torch import nn
 
+from daaf.data import ReIDBatch
 from daaf.modeling import META_ARCH_REGISTRY
 
 if "ToyReIDNet" not in META_ARCH_REGISTRY:
@@ -28,11 +29,11 @@ if "ToyReIDNet" not in META_ARCH_REGISTRY:
             self.last_file_names = []
 
         def forward(self, batch):
-            images = batch["images"] if isinstance(batch, dict) else batch
+            images = batch.images if isinstance(batch, ReIDBatch) else batch
             emb = self.fc(images.float().mean(dim=(2, 3)) / 255.0)
             if not self.training:
                 return emb
-            self.last_file_names = list(batch["file_names"])
+            self.last_file_names = list(batch.file_names)
             if os.environ.get("TOY_SLEEP"):
                 time.sleep(float(os.environ["TOY_SLEEP"]))
             loss = (self.fc.weight - 1.0).pow(2).sum() + 0.0 * emb.sum()

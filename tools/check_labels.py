@@ -9,13 +9,10 @@ also detectron2's COCOEvaluator (mask and keypoint AP; needs detectron2).
 
 import argparse
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from daaf.pseudo_label.quality import compare_label_files, format_quality  # noqa: E402
-from daaf.utils.errors import UserError  # noqa: E402
+from daaf.pseudo_label.quality import compare_label_files, format_quality
+from daaf.utils.errors import UserError
 
 
 def main(argv=None) -> int:
@@ -37,7 +34,9 @@ def main(argv=None) -> int:
         return 2
     print(format_quality(result))
     for task, numbers in result.get("coco", {}).items():
-        print(f"detectron2 COCOEvaluator {task:<9}: " + "  ".join(f"{k} {v:.2f}" for k, v in numbers.items() if k in ("AP", "AP50", "AP75")))
+        print(
+            f"detectron2 COCOEvaluator {task:<9}: " + "  ".join(f"{k} {v:.2f}" for k, v in numbers.items() if k in ("AP", "AP50", "AP75"))
+        )
     if args.json:
         from daaf.utils.file_io import atomic_write
 

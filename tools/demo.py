@@ -18,12 +18,10 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from daaf.engine import positive_int, run_reporting_user_errors
+from daaf.utils.errors import UserError
 
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import positive_int  # noqa: E402
-from daaf.utils.errors import UserError  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RUNS = [("TriNet", "configs/Synthetic/trinet_R18.yaml"), ("DAAF-TriNet", "configs/Synthetic/daaf_trinet_R18.yaml")]
 DATASET = "SyntheticPersons"
@@ -60,10 +58,12 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: 
     """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of ``num_crops`` query crops
     and the 6 worst ranked lists of ``output_dir``'s model; for a model with PAB, how well its
     heatmap peaks find the query crops' keypoints. Returns ({picture kind: path}, PCK dict or None)."""
+    from daaf.analysis.attention_maps import attention_figure
+    from daaf.analysis.branch_outputs import PCK_ALPHA, labelled_query_batch, pab_keypoint_pck
     from daaf.data import get_dataset
-    from daaf.engine.inference import inference_config, load_inference_model, read_test_images
+    from daaf.data.image_list import read_test_images
+    from daaf.engine import inference_config, load_inference_model
     from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
-    from daaf.utils.attention_maps import PCK_ALPHA, attention_figure, labelled_query_batch, pab_keypoint_pck
     from daaf.utils.visualization import save_image
 
     tag = os.path.splitext(os.path.basename(config))[0]
@@ -81,7 +81,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: 
     pck = None
     if "PAB" in cfg.MODEL.DAAF.BRANCHES:
         batch = labelled_query_batch(cfg)
-        pck = pab_keypoint_pck(model, batch["images"], batch["keypoints"], PCK_ALPHA)
+        pck = pab_keypoint_pck(model, batch.images, batch.keypoints, PCK_ALPHA)
     return pictures, pck
 
 
@@ -127,7 +127,7 @@ def main(args):
     print(format_table(results))
     verdict = "beats" if daaf["mAP"] > base["mAP"] else "does NOT beat"
     if "pab_pck" in daaf:
-        from daaf.utils.attention_maps import PCK_ALPHA, format_pck
+        from daaf.analysis.branch_outputs import PCK_ALPHA, format_pck
 
         print(f"DAAF-TriNet on the {DATASET} query crops: {format_pck(daaf['pab_pck'], PCK_ALPHA)}")
     print(f"\nDAAF-TriNet {verdict} TriNet here (mAP {daaf['mAP'] - base['mAP']:+.2f}, Rank-1 {daaf['Rank-1'] - base['Rank-1']:+.2f}).")
@@ -146,7 +146,9 @@ def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-root", default="output/synthetic", help="where each run's OUTPUT_DIR, the pictures and summary.json go")
     p.add_argument("--skip-existing", action="store_true", help="do not retrain a run whose model_final.pth exists")
-    p.add_argument("--attention-crops", type=positive_int, default=6, help="query crops in the attention pictures (a few seconds each on a CPU)")
+    p.add_argument(
+        "--attention-crops", type=positive_int, default=6, help="query crops in the attention pictures (a few seconds each on a CPU)"
+    )
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for both runs")
     return p
 

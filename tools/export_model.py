@@ -15,10 +15,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.export import (  # noqa: E402
+from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.engine.export import (
     ExportableReID,
     detectron2_max_abs_diff,
     example_images,
@@ -28,8 +26,8 @@ from daaf.engine.export import (  # noqa: E402
     onnx_max_abs_diff,
     torchscript_max_abs_diff,
 )
-from daaf.engine.inference import count_parameters, inference_argument_parser, inference_config, load_inference_model  # noqa: E402
-from daaf.utils.file_io import atomic_write  # noqa: E402
+from daaf.modeling import count_parameters
+from daaf.utils.file_io import atomic_write
 
 # format -> (file name, export(model, path, height, width, opset), check(path, model, images))
 EXPORTERS = {
@@ -67,8 +65,10 @@ def main(args):
     print(f"Base network: {report['parameters']:,} parameters, input (B, 3, {height}, {width})")
     tta = [name for name, on in (("flip", cfg.TEST.FLIP.ENABLED), ("5-crop", cfg.TEST.FIVE_CROP)) if on]
     if tta:
-        print(f"Note: the evaluation averages features over {' and '.join(tta)} test-time augmentation; the exported "
-              "network computes one image's features (see export.json)")  # fmt: skip
+        print(
+            f"Note: the evaluation averages features over {' and '.join(tta)} test-time augmentation; the exported "
+            "network computes one image's features (see export.json)"
+        )
     failed = []
     for fmt in args.format:
         name, export, difference = EXPORTERS[fmt]
@@ -78,8 +78,10 @@ def main(args):
         if not args.no_check:
             entry["max_abs_diff"] = difference(path, model, check_batch)
             ok = entry["max_abs_diff"] <= args.tolerance
-            print(f"{fmt:<12} {path}: max |exported - PyTorch| = {entry['max_abs_diff']:.2e} on a batch of 3 "
-                  f"({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})")  # fmt: skip
+            print(
+                f"{fmt:<12} {path}: max |exported - PyTorch| = {entry['max_abs_diff']:.2e} on a batch of 3 "
+                f"({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})"
+            )
             if not ok:
                 failed.append(fmt)
         else:

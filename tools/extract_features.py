@@ -6,16 +6,12 @@
         --input 'tracker_crops/**/*.jpg' --output crops.npz MODEL.WEIGHTS output/synthetic/trinet_R18/model_final.pth
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import check_output_file, image_features, inference_argument_parser, inference_config  # noqa: E402
-from daaf.utils.file_io import atomic_write  # noqa: E402
+from daaf.engine import check_output_file, image_features, inference_argument_parser, inference_config, run_reporting_user_errors
+from daaf.utils.file_io import atomic_write
 
 
 def main(args):

@@ -10,25 +10,23 @@ faiss-gpu) the gallery goes into a flat faiss index, for very large galleries.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from daaf.data import read_image  # noqa: E402
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import (  # noqa: E402
+from daaf.data import read_image
+from daaf.engine import (
+    check_output_file,
     image_features,
     inference_argument_parser,
     inference_config,
-    check_output_file,
     load_inference_model,
     positive_int,
+    run_reporting_user_errors,
 )
-from daaf.evaluation import compute_distance_chunks, top_k  # noqa: E402
-from daaf.utils.errors import UserError  # noqa: E402
-from daaf.utils.visualization import image_grid, ranked_list_row, save_image  # noqa: E402
+from daaf.evaluation import compute_distance_chunks, top_k
+from daaf.utils.errors import UserError
+from daaf.utils.visualization import image_grid, ranked_list_row, save_image
 
 
 def top_k_exact(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):

@@ -13,13 +13,12 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from daaf.config import get_cfg  # noqa: E402
-from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli  # noqa: E402
-from daaf.pseudo_label.runner import ensure_train_labels, pseudo_label_from_config  # noqa: E402
-from daaf.utils import comm  # noqa: E402
-from daaf.utils.checkpoint import DAAFCheckpointer  # noqa: E402
+from daaf.config import get_cfg
+from daaf.data import PERSON_LABEL_FIELDS
+from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli
+from daaf.modeling import model_input_fields
+from daaf.pseudo_label.runner import ensure_train_labels, pseudo_label_from_config
+from daaf.utils import comm
 
 
 def setup(args):
@@ -39,9 +38,10 @@ def main(args):
         return pseudo_label_from_config(cfg)
     if args.eval_only:
         model = DefaultTrainer.build_model(cfg)
-        DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        DefaultTrainer.load_for_evaluation(cfg, model, resume=args.resume)
         return DefaultTrainer.test(cfg, model)
-    ensure_train_labels(cfg, config_file=args.config_file, opts=args.opts or ())
+    if model_input_fields(cfg) & PERSON_LABEL_FIELDS:
+        ensure_train_labels(cfg, config_file=args.config_file, opts=args.opts or ())
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()

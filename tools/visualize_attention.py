@@ -12,24 +12,14 @@ are training-only, so this needs the DAAF checkpoint).
         --output attention.png MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import (  # noqa: E402
-    inference_argument_parser,
-    inference_config,
-    list_image_files,
-    load_inference_model,
-    positive_int,
-    read_test_images,
-)
-from daaf.utils.attention_maps import ATTENTION_LAYERS, ATTENTION_MAP_METHODS, attention_figure  # noqa: E402
-from daaf.utils.visualization import save_image  # noqa: E402
+from daaf.analysis.attention_maps import ATTENTION_LAYERS, ATTENTION_MAP_METHODS, attention_figure
+from daaf.data.image_list import list_image_files, read_test_images
+from daaf.engine import inference_argument_parser, inference_config, load_inference_model, positive_int, run_reporting_user_errors
+from daaf.utils.visualization import save_image
 
 
 def main(args):

@@ -12,12 +12,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import positive_int  # noqa: E402
-from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries  # noqa: E402
-from daaf.utils.visualization import save_image  # noqa: E402
+from daaf.engine import positive_int, run_reporting_user_errors
+from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
+from daaf.utils.visualization import save_image
 
 
 def main(args):
@@ -34,7 +31,9 @@ def main(args):
 def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ranks", required=True, help="ranks.npz written by an evaluation with TEST.SAVE_RANKS True")
-    p.add_argument("--order", default="worst", choices=["worst", "best", "given"], help="which queries: lowest AP first, highest first, or --queries")
+    p.add_argument(
+        "--order", default="worst", choices=["worst", "best", "given"], help="which queries: lowest AP first, highest first, or --queries"
+    )
     p.add_argument("--queries", type=int, nargs="*", default=[], help="query indices, with --order given")
     p.add_argument("--num-queries", type=positive_int, default=8)
     p.add_argument("--top-k", type=positive_int, default=10)

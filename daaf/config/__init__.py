@@ -1,4 +1,4 @@
 from .config import CfgNode, configurable, get_cfg
-from .defaults import _C as _DEFAULTS  # noqa: F401 (kept importable for docs/tools)
+from .imports import import_user_modules
 
-__all__ = ["CfgNode", "configurable", "get_cfg"]
+__all__ = ["CfgNode", "configurable", "get_cfg", "import_user_modules"]

@@ -33,9 +33,7 @@ class CfgNode(_FvcoreCfgNode):
 
     def merge_from_list(self, cfg_list):
         if len(cfg_list) % 2 != 0:
-            raise ConfigError(
-                f"command-line overrides must be KEY VALUE pairs; got an odd number: {list(cfg_list)}"
-            )
+            raise ConfigError(f"command-line overrides must be KEY VALUE pairs; got an odd number: {list(cfg_list)}")
         try:
             return super().merge_from_list(cfg_list)
         except (KeyError, ValueError, AssertionError, TypeError) as e:
@@ -66,9 +64,7 @@ def _get_args_from_config(from_config, *args, **kwargs) -> dict:
     if not params or params[0] != "cfg":
         name = getattr(from_config, "__qualname__", repr(from_config))
         raise TypeError(f"{name} must take 'cfg' as its first argument")
-    takes_var_kwargs = any(
-        p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()
-    )
+    takes_var_kwargs = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values())
     if takes_var_kwargs:
         return from_config(*args, **kwargs)
     accepted = set(params)

@@ -1,8 +1,8 @@
-"""ReIDDatasetMapper: one dataset record -> image tensor, pid, camid and (optionally) the person
-instance (mask and 17 keypoints), all through the same geometric transforms."""
+"""ReIDDatasetMapper: one dataset record -> image tensor, pid, camid and, when the model asks for
+them, the person mask and 17 keypoints, all through the same geometric transforms."""
 
 import logging
-from typing import List, Optional
+from typing import Iterable, List, Optional
 
 import cv2
 import numpy as np
@@ -10,10 +10,11 @@ import torch
 from fvcore.transforms.transform import HFlipTransform
 
 from daaf.config import configurable
-from daaf.pseudo_label.label_file import KEYPOINT_FLIP_INDICES, unpack_mask
 from daaf.utils.errors import ConfigError, DatasetError
 from daaf.utils.file_io import PathManager
 
+from .batch import PERSON_LABEL_FIELDS
+from .person_labels import KEYPOINT_FLIP_INDICES, NUM_KEYPOINTS, decode_mask
 from .transforms import (
     Augmentation,
     PadAndRandomCrop,
@@ -69,12 +70,14 @@ def build_augmentations(cfg, is_train: bool) -> List[Augmentation]:
 
 
 class ReIDDatasetMapper:
-    """Map one record {"file_name", "pid", "camid", optional "instance" (see ``attach_labels``)} to
-    {"image": (3, H, W) uint8, "pid", "camid", "file_name", optional "instances"}.
+    """Map one record {"file_name", "pid", "camid", "person_label" (see ``attach_labels``; needed
+    when ``label_fields`` is not empty)} to {"image": (3, H, W) uint8, "pid", "camid", "file_name"}
+    and, for the person-label fields the model asks for (``label_fields``, a subset of
+    ``PERSON_LABEL_FIELDS``): "mask" (H, W) uint8 0/1, "keypoints" (17, 3) float32 [x, y, v] and
+    "has_label" (False, with a zero mask and zero keypoints, where the labeler found nobody).
 
-    ``instances`` (when ``use_labels``): {"gt_masks": (N, H, W) uint8, "gt_keypoints": (N, 17, 3)
-    float32 [x, y, v]} with N = 1, or N = 0 when the labeler found nobody in the crop. A keypoint
-    moved outside the image by any transform gets v = 0; a horizontal flip swaps left/right.
+    The mask and the keypoints go through the image's geometric transforms; a keypoint moved
+    outside the image by any transform gets v = 0; a horizontal flip swaps left and right.
     """
 
     @configurable
@@ -85,16 +88,19 @@ class ReIDDatasetMapper:
         augmentations: List[Augmentation],
         image_format: str = "RGB",
         random_erasing: Optional[RandomErasing] = None,
-        use_labels: bool = False,
+        label_fields: Iterable[str] = (),
     ):
         self.is_train = is_train
         self.augmentations = list(augmentations)
         self.image_format = image_format
         self.random_erasing = random_erasing
-        self.use_labels = use_labels
+        self.label_fields = frozenset(label_fields)
+        unknown = self.label_fields - PERSON_LABEL_FIELDS
+        if unknown:
+            raise ValueError(f"label_fields: unknown fields {sorted(unknown)} (expected some of {sorted(PERSON_LABEL_FIELDS)})")
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True):
+    def from_config(cls, cfg, is_train: bool = True, label_fields: Iterable[str] = ()):
         rea = None
         if is_train and cfg.INPUT.REA.ENABLED:
             rea = RandomErasing(cfg.INPUT.REA.PROB, cfg.INPUT.REA.AREA, cfg.INPUT.REA.ASPECT)
@@ -103,48 +109,33 @@ class ReIDDatasetMapper:
             "augmentations": build_augmentations(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "random_erasing": rea,
-            "use_labels": is_train and len(cfg.MODEL.DAAF.BRANCHES) > 0,
+            "label_fields": label_fields,
         }
 
     def __call__(self, record: dict) -> dict:
         image = read_image(record["file_name"], self.image_format)
         height, width = image.shape[:2]
         transforms = flatten_transforms(apply_augmentations(self.augmentations, height, width))
-        if not self.use_labels:
-            for t in transforms:
-                image = t.apply_image(image)
-            return self._output(record, image)
-        if "instance" not in record:
-            raise DatasetError(f"{record['file_name']}: no entry in the label file (labels are needed for DAAF branches)")
-        instance = record["instance"]
-        if instance is None:  # the labeler found nobody in this crop
-            for t in transforms:
-                image = t.apply_image(image)
-            return self._output(record, image, None, None)
-        if tuple(instance["mask_shape"]) != (height, width):
-            raise DatasetError(f"{record['file_name']}: label mask size {tuple(instance['mask_shape'])} differs from the image size {(height, width)}")
-        mask = unpack_mask(instance)
-        keypoints = instance["keypoints"].astype(np.float32)
-        xy, inside, flipped = keypoints[:, :2], None, False
+        label = self._person_label(record, height, width) if self.label_fields else None
+        want_mask = label is not None and "masks" in self.label_fields
+        want_keypoints = label is not None and "keypoints" in self.label_fields
+        mask = decode_mask(label["segmentation"]) if want_mask else None
+        keypoints = label["keypoints"].copy() if want_keypoints else None
+        xy = keypoints[:, :2] if want_keypoints else None
+        inside, flipped = None, False
         for t in transforms:
             image = t.apply_image(image)
-            mask = t.apply_segmentation(mask)
-            xy = t.apply_coords(xy)
-            if not isinstance(t, _FRAME_PRESERVING):
-                # a keypoint that leaves the image at ANY step stays invisible (a later pad
-                # must not bring it back)
-                h, w = image.shape[:2]
-                step_inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-                inside = step_inside if inside is None else inside & step_inside
+            if want_mask:
+                mask = t.apply_segmentation(mask)
+            if want_keypoints:
+                xy = t.apply_coords(xy)
+                if not isinstance(t, _FRAME_PRESERVING):
+                    # a keypoint that leaves the image at ANY step stays invisible (a later pad
+                    # must not bring it back)
+                    h, w = image.shape[:2]
+                    step_inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+                    inside = step_inside if inside is None else inside & step_inside
             flipped ^= isinstance(t, HFlipTransform)  # a flip relabels left and right
-        keypoints[:, :2] = xy
-        if inside is not None:
-            keypoints[~inside, 2] = 0
-        if flipped:
-            keypoints = keypoints[KEYPOINT_FLIP_INDICES]
-        return self._output(record, image, mask, keypoints)
-
-    def _output(self, record, image, mask=None, keypoints=None) -> dict:
         if self.random_erasing is not None:
             image = self.random_erasing(image)
         result = {
@@ -153,16 +144,31 @@ class ReIDDatasetMapper:
             "camid": record["camid"],
             "file_name": record["file_name"],
         }
-        if self.use_labels:
-            h, w = image.shape[:2]
-            if mask is None:
-                result["instances"] = {
-                    "gt_masks": torch.zeros((0, h, w), dtype=torch.uint8),
-                    "gt_keypoints": torch.zeros((0, 17, 3), dtype=torch.float32),
-                }
+        if not self.label_fields:
+            return result
+        h, w = image.shape[:2]
+        result["has_label"] = label is not None
+        if "masks" in self.label_fields:
+            mask = np.zeros((h, w), np.uint8) if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
+            result["mask"] = torch.from_numpy(mask)
+        if "keypoints" in self.label_fields:
+            if keypoints is None:
+                keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
             else:
-                result["instances"] = {
-                    "gt_masks": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)[None]),
-                    "gt_keypoints": torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32)[None]),
-                }
+                keypoints[:, :2] = xy
+                if inside is not None:
+                    keypoints[~inside, 2] = 0
+                if flipped:
+                    keypoints = keypoints[KEYPOINT_FLIP_INDICES]
+            result["keypoints"] = torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32))
         return result
+
+    @staticmethod
+    def _person_label(record: dict, height: int, width: int) -> Optional[dict]:
+        if "person_label" not in record:
+            raise DatasetError(f"{record['file_name']}: no person label (the model needs person labels: is DATASETS.LABELS_DIR right?)")
+        label = record["person_label"]
+        if label is not None and tuple(label["segmentation"]["size"]) != (height, width):
+            size = tuple(label["segmentation"]["size"])
+            raise DatasetError(f"{record['file_name']}: label mask size {size} differs from the image size {(height, width)}")
+        return label

@@ -25,7 +25,9 @@ class PKSampler(Sampler):
     Yields the indices of THIS rank; use it with ``batch_size = batch_size // world_size``.
     """
 
-    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: Optional[int] = None, rank: int = None, world_size: int = None):
+    def __init__(
+        self, pids: Sequence[int], batch_size: int, num_instances: int, seed: Optional[int] = None, rank: int = None, world_size: int = None
+    ):
         self.rank = comm.get_rank() if rank is None else rank
         self.world_size = comm.get_world_size() if world_size is None else world_size
         if batch_size % (num_instances * self.world_size) != 0:
@@ -95,4 +97,3 @@ class InferenceSampler(Sampler):
 
     def __len__(self):
         return len(self._local_indices)
-

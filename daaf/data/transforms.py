@@ -118,7 +118,7 @@ class Resize(Augmentation):
 
 class RandomFlip(Augmentation):
     """Horizontal flip with probability ``prob``. Keypoint left/right relabelling is done by the
-    mapper, which knows the keypoint semantics (see ``flips_horizontally``)."""
+    mapper, which knows the keypoint semantics (``KEYPOINT_FLIP_INDICES``)."""
 
     def __init__(self, prob: float = 0.5):
         self.prob = prob

@@ -1,11 +1,6 @@
-from .defaults import (
-    DefaultTrainer,
-    create_ddp_model,
-    default_argument_parser,
-    default_setup,
-    default_writers,
-    import_user_modules,
-)
+from .arguments import check_output_file, default_argument_parser, inference_argument_parser, positive_int
+from .defaults import DefaultTrainer, create_ddp_model, default_setup, default_writers, inference_config
 from .hooks import *  # noqa: F401,F403
+from .inference_model import image_features, load_inference_model
 from .launch import launch, launch_cli, run_reporting_user_errors
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase

@@ -1,25 +1,21 @@
-"""What a training script needs: the argument parser, ``default_setup`` and ``DefaultTrainer``.
-
-``tools/train_net.py`` is a thin wrapper over these, as in detectron2.
+"""What a training script needs (``default_setup``, ``DefaultTrainer``) and what an inference tool
+needs (``inference_config``). ``tools/train_net.py`` is a thin wrapper over these, as in detectron2.
 """
 
-import argparse
-import importlib
-import importlib.util
 import logging
 import os
-import sys
 import weakref
 from collections import OrderedDict
+from typing import Sequence
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from daaf.config import CfgNode
+from daaf.config import CfgNode, get_cfg, import_user_modules
 from daaf.utils import comm
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.env import collect_env_info, seed_all_rng
-from daaf.utils.errors import ConfigError
+from daaf.utils.errors import ConfigError, UserError
 from daaf.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files, truncate_json_lines
 from daaf.utils.logger import setup_logger
@@ -27,93 +23,7 @@ from daaf.utils.logger import setup_logger
 from . import hooks
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = [
-    "default_argument_parser",
-    "default_setup",
-    "default_writers",
-    "import_user_modules",
-    "create_ddp_model",
-    "DefaultTrainer",
-]
-
-
-def default_argument_parser(epilog: str = None) -> argparse.ArgumentParser:
-    """detectron2's training flags: --config-file --resume --eval-only --num-gpus --num-machines
-    --machine-rank --dist-url and trailing ``KEY VALUE`` config overrides."""
-    parser = argparse.ArgumentParser(
-        epilog=epilog
-        or f"""
-Examples:
-
-Train on one machine (one process per GPU, or CPU processes with gloo when there is no GPU):
-    $ {sys.argv[0]} --num-gpus 2 --config-file cfg.yaml
-
-Make the person labels (masks + keypoints) DAAF trains on, with detectron2's models:
-    $ {sys.argv[0]} --config-file configs/PseudoLabel/Market1501.yaml --pseudo-label
-
-Change some config options:
-    $ {sys.argv[0]} --config-file cfg.yaml MODEL.WEIGHTS /path/to/weight.pth SOLVER.BASE_LR 0.001
-
-Run on several machines:
-    (machine0)$ {sys.argv[0]} --machine-rank 0 --num-machines 2 --dist-url <URL> [--other-flags]
-    (machine1)$ {sys.argv[0]} --machine-rank 1 --num-machines 2 --dist-url <URL> [--other-flags]
-""",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from OUTPUT_DIR/last_checkpoint (model, optimizer, scheduler, iteration) if it exists",
-    )
-    parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS (or the last checkpoint with --resume)")
-    parser.add_argument(
-        "--pseudo-label",
-        action="store_true",
-        help="only label every image of the configured datasets with PSEUDO_LABEL.NAME (person mask + 17 keypoints)",
-    )
-    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes with gloo when there is no CUDA)")
-    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
-    parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")
-    # A port derived from the user id, so several users on one machine rarely collide.
-    port = 2**15 + 2**14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2**14
-    parser.add_argument(
-        "--dist-url",
-        default=f"tcp://127.0.0.1:{port}",
-        help="initialization URL for torch.distributed ('auto' picks a free local port). "
-        "See https://pytorch.org/docs/stable/distributed.html",
-    )
-    parser.add_argument(
-        "opts",
-        help="Modify config options at the end of the command: space-separated 'PATH.KEY VALUE' pairs.",
-        default=None,
-        nargs=argparse.REMAINDER,
-    )
-    return parser
-
-
-def import_user_modules(names) -> None:
-    """Import each module of ``cfg.IMPORTS``: a dotted module name or a path to a .py file.
-
-    This is how components registered in a user's own code become available to a config.
-    """
-    for name in names:
-        if name.endswith(".py"):
-            path = os.path.abspath(name)
-            if not os.path.isfile(path):
-                raise ConfigError(f"IMPORTS: file not found: {name}")
-            module_name = "daaf_user_" + os.path.splitext(os.path.basename(path))[0]
-            if module_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-        else:
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as e:
-                raise ConfigError(f"IMPORTS: cannot import module '{name}': {e}") from None
+__all__ = ["default_setup", "inference_config", "default_writers", "create_ddp_model", "DefaultTrainer"]
 
 
 def default_setup(cfg: CfgNode, args) -> None:
@@ -151,6 +61,17 @@ def default_setup(cfg: CfgNode, args) -> None:
     import_user_modules(cfg.IMPORTS)
     if not (hasattr(args, "eval_only") and args.eval_only):
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+
+
+def inference_config(config_file: str, opts: Sequence[str] = ()):
+    """Defaults + ``config_file`` + KEY VALUE ``opts``, with cfg.IMPORTS imported; frozen."""
+    setup_logger(name="daaf")
+    cfg = get_cfg()
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    import_user_modules(cfg.IMPORTS)
+    cfg.freeze()
+    return cfg
 
 
 def default_writers(output_dir: str, max_iter: int, window_size: int = 20) -> list:
@@ -213,17 +134,28 @@ class DefaultTrainer(TrainerBase):
                 if dropped:
                     logging.getLogger(__name__).info(f"metrics.json: dropped {dropped} lines past iteration {self.iter}, trained again now")
 
+    @classmethod
+    def load_for_evaluation(cls, cfg, model, resume: bool = False) -> str:
+        """For --eval-only: load into ``model`` the last checkpoint of OUTPUT_DIR (with ``resume``,
+        when there is one) or else MODEL.WEIGHTS, exactly (:meth:`DAAFCheckpointer.load_exactly`): a
+        checkpoint of another architecture is a one-line error, not a meaningless evaluation.
+        Returns the path loaded."""
+        checkpointer = DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        path = checkpointer.get_checkpoint_file() if resume and checkpointer.has_checkpoint() else cfg.MODEL.WEIGHTS
+        if not path:
+            raise UserError(
+                "--eval-only evaluates MODEL.WEIGHTS, which is empty: give MODEL.WEIGHTS <checkpoint> (or --resume with a last_checkpoint in OUTPUT_DIR)"
+            )
+        checkpointer.load_exactly(path)
+        return path
+
     def build_hooks(self) -> list:
         cfg = self.cfg.clone()
         cfg.defrost()
         cfg.DATALOADER.NUM_WORKERS = 0  # precise BN reads a few batches; no worker start-up
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
         if cfg.TEST.PRECISE_BN.ENABLED:
-            ret.append(
-                hooks.PreciseBN(
-                    cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER
-                )
-            )
+            ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER))
         if comm.is_main_process():
             max_to_keep = cfg.SOLVER.MAX_TO_KEEP if cfg.SOLVER.MAX_TO_KEEP > 0 else None
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_to_keep=max_to_keep))
@@ -291,11 +223,11 @@ class DefaultTrainer(TrainerBase):
     # ---- builders: override in a subclass to customise ----
     @classmethod
     def build_model(cls, cfg):
-        from daaf.modeling import build_model
+        from daaf.modeling import build_model, count_parameters
 
         model = build_model(cfg)
         logger = logging.getLogger("daaf")
-        logger.info(f"Model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters (structure in log.txt)")
+        logger.info(f"Model: {type(model).__name__}, {count_parameters(model):,} parameters (structure in log.txt)")
         logger.debug(f"Model:\n{model}")  # the file handler takes DEBUG, the console INFO
         return model
 
@@ -319,9 +251,11 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        """The P x K loader, serving the batch fields the model trains on (``model_input_fields``)."""
         from daaf.data import build_reid_train_loader
+        from daaf.modeling import model_input_fields
 
-        return build_reid_train_loader(cfg)
+        return build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
@@ -332,9 +266,13 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, num_query, output_dir=None):
+        """A ReIDEvaluator reporting the CMC ranks the dataset's protocol asks for."""
+        from daaf.data import dataset_report_ranks
         from daaf.evaluation import ReIDEvaluator
 
-        return ReIDEvaluator(cfg, num_query, dataset_name=dataset_name, output_dir=output_dir)
+        return ReIDEvaluator(
+            cfg, num_query, dataset_name=dataset_name, output_dir=output_dir, report_ranks=dataset_report_ranks(dataset_name)
+        )
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg, data_loader):
@@ -350,7 +288,9 @@ class DefaultTrainer(TrainerBase):
             cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
             logger.info(f"MODEL.HEADS.NUM_CLASSES set to {num_classes} from the training set")
         if cfg.SOLVER.CHECKPOINT_PERIOD < 1:  # fvcore's checkpointer would divide by it
-            raise ConfigError(f"SOLVER.CHECKPOINT_PERIOD: expected a positive period (in {cfg.SOLVER.SCHEDULE_UNIT}s), got {cfg.SOLVER.CHECKPOINT_PERIOD}")
+            raise ConfigError(
+                f"SOLVER.CHECKPOINT_PERIOD: expected a positive period (in {cfg.SOLVER.SCHEDULE_UNIT}s), got {cfg.SOLVER.CHECKPOINT_PERIOD}"
+            )
         if cfg.SOLVER.SCHEDULE_UNIT == "epoch":
             iters = max(len(dataset) // cfg.SOLVER.IMS_PER_BATCH, 1)
             s = cfg.SOLVER
@@ -372,9 +312,7 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}}."""
-        from daaf.evaluation import inference_on_dataset, print_csv_format
-
-        from .inference import test_time_crops
+        from daaf.evaluation import inference_on_dataset, print_csv_format, test_time_crops
 
         logger = logging.getLogger("daaf")
         results = OrderedDict()

@@ -48,9 +48,15 @@ def export_onnx(model: ExportableReID, path: str, height: int, width: int, opset
     with atomic_write(path, "wb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
         torch.onnx.export(
-            model, (example_images(height, width),), f, input_names=["images"], output_names=["features"],
-            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset, dynamo=False,
-        )  # fmt: skip
+            model,
+            (example_images(height, width),),
+            f,
+            input_names=["images"],
+            output_names=["features"],
+            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 def onnx_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:

@@ -9,9 +9,8 @@ import torch
 from fvcore.common.checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 from fvcore.common.timer import Timer
 
-from daaf.utils.fvcore_compat import get_bn_modules, update_bn_stats
-
 from daaf.utils import comm
+from daaf.utils.fvcore_compat import get_bn_modules, update_bn_stats
 
 from .train_loop import HookBase
 
@@ -80,8 +79,7 @@ class IterationTimer(HookBase):
             )
         self.trainer.storage.put_scalar("train_time_s", total_time, smoothing_hint=False)
         logger.info(
-            f"Total training time: {datetime.timedelta(seconds=int(total_time))} "
-            f"({datetime.timedelta(seconds=int(hook_time))} on hooks)"
+            f"Total training time: {datetime.timedelta(seconds=int(total_time))} ({datetime.timedelta(seconds=int(hook_time))} on hooks)"
         )
 
     def before_step(self):
@@ -253,4 +251,3 @@ class PreciseBN(HookBase):
         with torch.no_grad():
             self._logger.info(f"Running precise-BN for {self._num_iter} iterations...")
             update_bn_stats(self._model, data_loader(), self._num_iter)
-

@@ -87,19 +87,13 @@ def _init_from_env(timeout: timedelta) -> None:
     comm.synchronize()
 
 
-def _distributed_worker(
-    local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout
-):
+def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout):
     backend = default_backend()
     if backend == "nccl" and num_gpus_per_machine > torch.cuda.device_count():
-        raise ValueError(
-            f"--num-gpus {num_gpus_per_machine} but only {torch.cuda.device_count()} CUDA devices are visible"
-        )
+        raise ValueError(f"--num-gpus {num_gpus_per_machine} but only {torch.cuda.device_count()} CUDA devices are visible")
     global_rank = machine_rank * num_gpus_per_machine + local_rank
     try:
-        dist.init_process_group(
-            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
-        )
+        dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout)
     except Exception as e:
         logging.getLogger(__name__).error(f"Process group URL: {dist_url}")
         raise e

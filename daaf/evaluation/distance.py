@@ -40,7 +40,9 @@ def paired_distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tens
     return (a.pow(2).sum(1) + b.pow(2).sum(1) - 2.0 * (a * b).sum(1)).clamp_(min=0).sqrt_()
 
 
-def compute_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine", chunk_size: int = 512) -> Iterator[Tuple[np.ndarray, slice]]:
+def compute_distance_chunks(
+    query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine", chunk_size: int = 512
+) -> Iterator[Tuple[np.ndarray, slice]]:
     """Yield ((chunk, G) float32 distances, slice of the queries) for (Q, D) and (G, D) features.
 
     cosine: 1 - cos(q, g); euclidean: ||q - g||. Peak memory is chunk_size x G, not Q x G.

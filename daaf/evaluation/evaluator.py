@@ -1,18 +1,16 @@
-"""ReIDEvaluator (reset / process / evaluate) and the inference loop feeding it."""
+"""ReIDEvaluator (detectron2's reset / process / evaluate): CMC, mAP and mINP of gathered
+query and gallery embeddings, with the CMC plot and the ranked lists written beside."""
 
-import datetime
 import logging
 import os
-import time
 from collections import OrderedDict
-from contextlib import ExitStack, contextmanager
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from daaf.config import configurable
+from daaf.data.batch import ReIDBatch
 from daaf.utils import comm
 from daaf.utils.file_io import PathManager, atomic_write
 
@@ -20,7 +18,7 @@ from .distance import compute_distance_chunks
 from .rank import RankAccumulator
 from .rerank import re_ranking_features
 
-__all__ = ["DatasetEvaluator", "ReIDEvaluator", "inference_on_dataset", "print_csv_format", "embed_batch", "top_k"]
+__all__ = ["DatasetEvaluator", "ReIDEvaluator", "print_csv_format", "top_k", "describe_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +87,14 @@ class ReIDEvaluator(DatasetEvaluator):
         self.reset()
 
     @classmethod
-    def from_config(cls, cfg, num_query, dataset_name="", output_dir=None):
-        from daaf.data.datasets import DATASET_REGISTRY
-
-        dataset_cls = DATASET_REGISTRY.get(dataset_name) if dataset_name in DATASET_REGISTRY else None
+    def from_config(cls, cfg, num_query, dataset_name="", output_dir=None, report_ranks=(1, 5, 10)):
         return {
             "num_query": num_query,
             "metric": cfg.TEST.METRIC,
             "rerank": cfg.TEST.RERANK.ENABLED,
             "rerank_params": (cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2, cfg.TEST.RERANK.LAMBDA),
             "max_rank": cfg.TEST.MAX_RANK,
-            "report_ranks": getattr(dataset_cls, "report_ranks", (1, 5, 10)),
+            "report_ranks": report_ranks,
             "chunk_size": cfg.TEST.CHUNK_SIZE,
             "output_dir": output_dir,
             "save_ranks": cfg.TEST.SAVE_RANKS,
@@ -114,12 +109,12 @@ class ReIDEvaluator(DatasetEvaluator):
     def reset(self):
         self._features, self._pids, self._camids, self._file_names = [], [], [], []
 
-    def process(self, inputs: dict, outputs: torch.Tensor):
-        """inputs: a batch dict ("pids", "camids", "file_names"); outputs: (B, D) embeddings."""
+    def process(self, inputs: ReIDBatch, outputs: torch.Tensor):
+        """inputs: the batch (its pids, camids and file names are used); outputs: (B, D) embeddings."""
         self._features.append(outputs.detach().float().cpu())
-        self._pids.append(inputs["pids"].cpu().numpy())
-        self._camids.append(inputs["camids"].cpu().numpy())
-        self._file_names.extend(inputs["file_names"])
+        self._pids.append(inputs.pids.cpu().numpy())
+        self._camids.append(inputs.camids.cpu().numpy())
+        self._file_names.extend(inputs.file_names)
 
     def _gather(self):
         parts = comm.gather((self._features, self._pids, self._camids, self._file_names))
@@ -153,7 +148,10 @@ class ReIDEvaluator(DatasetEvaluator):
         results["mAP"] = mAP * 100
         results["mINP"] = mINP * 100
         if self.output_dir and comm.is_main_process():
-            per_query = {"query_ap": np.asarray(acc.query_ap, dtype=np.float32), "query_first_match": np.asarray(acc.query_first_match, dtype=np.int64)}
+            per_query = {
+                "query_ap": np.asarray(acc.query_ap, dtype=np.float32),
+                "query_first_match": np.asarray(acc.query_first_match, dtype=np.int64),
+            }
             self._write_outputs(cmc, top_k_parts, names, pids, camids, per_query)
         return results
 
@@ -200,53 +198,6 @@ def top_k(dist: np.ndarray, k: int):
     part_d = np.take_along_axis(dist, part, axis=1)
     order = np.argsort(part_d, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_d, order, axis=1)
-
-
-@contextmanager
-def inference_context(model):
-    """Put the model in eval mode for the block and restore its previous mode after."""
-    training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(training)
-
-
-def embed_batch(model, images: torch.Tensor, flip: bool = False, crops: Sequence = ()) -> torch.Tensor:
-    """Embeddings (B, D) of a uint8 image batch (B, 3, H, W), averaged over the test-time
-    augmentations: horizontal flip and/or crops (each (x0, y0, w, h), e.g. TriNet's 5 crops)."""
-    views = [images[..., y : y + h, x : x + w] for (x, y, w, h) in crops] or [images]
-    if flip:
-        views = views + [v.flip(-1) for v in views]
-    return torch.stack([model(v) for v in views]).mean(0)
-
-
-def five_crops(height: int, width: int, crop_h: int, crop_w: int):
-    """The four corner crops and the centre crop (x0, y0, w, h) of a (height, width) image."""
-    cy, cx = (height - crop_h) // 2, (width - crop_w) // 2
-    return [(0, 0, crop_w, crop_h), (width - crop_w, 0, crop_w, crop_h), (0, height - crop_h, crop_w, crop_h),
-            (width - crop_w, height - crop_h, crop_w, crop_h), (cx, cy, crop_w, crop_h)]  # fmt: skip
-
-
-def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_test: bool = False, crops: Sequence = ()):
-    """Run ``model`` (eval mode, no grad) over ``data_loader`` and return ``evaluator.evaluate()``."""
-    num_devices = comm.get_world_size()
-    total = len(data_loader)
-    logger.info(f"Start inference on {len(data_loader.dataset)} images ({num_devices} process(es))")
-    evaluator.reset()
-    start = time.perf_counter()
-    with ExitStack() as stack:
-        stack.enter_context(inference_context(model))
-        stack.enter_context(torch.no_grad())
-        # leave=True: the bar ends its line, so the log line after it starts a line of its own
-        for batch in tqdm(data_loader, total=total, desc="inference", disable=not comm.is_main_process(), leave=True):
-            outputs = embed_batch(model, batch["images"], flip=flip_test, crops=crops)
-            evaluator.process(batch, outputs)
-    duration = time.perf_counter() - start
-    logger.info(f"Inference done in {datetime.timedelta(seconds=int(duration))} ({duration / max(total, 1):.4f} s / batch)")
-    results = evaluator.evaluate()
-    return results if results is not None else {}
 
 
 def print_csv_format(results: dict) -> str:

@@ -100,14 +100,25 @@ class _FeatureSource:
         return out
 
 
-def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 1024, device: Optional[str] = None) -> np.ndarray:
+def re_ranking(
+    q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 1024, device: Optional[str] = None
+) -> np.ndarray:
     """Re-ranked (Q, G) float32 distances from the query-gallery, query-query and gallery-gallery
     distance matrices. ``device``: where the nearest-neighbour search runs ("cpu", "cuda")."""
     source = _MatrixSource(q_g_dist, q_q_dist, g_g_dist, torch.device(device or "cpu"))
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
 
 
-def re_ranking_features(query_features, gallery_features, metric: str = "euclidean", k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk_size: int = 1024, device: Optional[str] = None) -> np.ndarray:
+def re_ranking_features(
+    query_features,
+    gallery_features,
+    metric: str = "euclidean",
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    chunk_size: int = 1024,
+    device: Optional[str] = None,
+) -> np.ndarray:
     """Re-ranking from (Q, D) and (G, D) features: no (q+g)^2 matrix is ever held in memory."""
     source = _FeatureSource(query_features, gallery_features, metric, torch.device(device or "cpu"))
     return _k_reciprocal_rerank(source, k1, k2, lambda_value, chunk_size)
@@ -137,7 +148,9 @@ def _nearest_neighbours(source, chunk_size: int, k_store: int):
     return ranks, nearest_sq, row_max, original
 
 
-def _pair_squared_distances(source, rows: np.ndarray, cols: np.ndarray, ranks: np.ndarray, nearest_sq: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def _pair_squared_distances(
+    source, rows: np.ndarray, cols: np.ndarray, ranks: np.ndarray, nearest_sq: np.ndarray, chunk: int = 1 << 16
+) -> np.ndarray:
     """Squared distances of the (rows[p], cols[p]) pairs: those among a row's stored nearest
     neighbours from the neighbour search, the (few) others from ``source.pairs``."""
     out = np.empty(len(rows), dtype=np.float32)
@@ -232,7 +245,9 @@ def _chunks_by_cost(v_query: sparse.csr_matrix, lengths_per_col: np.ndarray, bud
         start = stop
 
 
-def _jaccard_block(v_rows: sparse.csr_matrix, v_gallery_csc: sparse.csc_matrix, lengths_per_col: np.ndarray, num_gallery: int) -> np.ndarray:
+def _jaccard_block(
+    v_rows: sparse.csr_matrix, v_gallery_csc: sparse.csc_matrix, lengths_per_col: np.ndarray, num_gallery: int
+) -> np.ndarray:
     """1 - m / (2 - m) with m[i, j] = sum_k min(V[i, k], V[j, k]) for a block of query rows."""
     coo = v_rows.tocoo()
     lengths = lengths_per_col[coo.col]

@@ -15,11 +15,11 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from daaf.utils.env import require_detectron2
+from daaf.data.person_labels import COCO_KEYPOINT_FLIP_MAP, COCO_KEYPOINT_NAMES, COCO_SKELETON, decode_mask
+from daaf.utils.detectron2_zoo import require_detectron2
 from daaf.utils.errors import UserError
 from daaf.utils.file_io import PathManager
 
-from .label_file import COCO_KEYPOINT_FLIP_MAP, COCO_KEYPOINT_NAMES, COCO_SKELETON, decode_mask
 from .runner import SPLITS, labeling_targets
 
 __all__ = ["person_metadata", "register_label_file", "register_detectron2_datasets", "coco_evaluate_label_file"]
@@ -87,7 +87,11 @@ def _instances(annotation, height: int, width: int):
 
     instances = Instances((height, width))
     people = [annotation] if annotation is not None else []
-    instances.pred_boxes = Boxes(torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in people], dtype=torch.float32).reshape(-1, 4))
+    instances.pred_boxes = Boxes(
+        torch.tensor(
+            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in people], dtype=torch.float32
+        ).reshape(-1, 4)
+    )
     instances.scores = torch.tensor([float(a.get("score", 1.0)) for a in people], dtype=torch.float32)
     instances.pred_classes = torch.zeros(len(people), dtype=torch.int64)
     masks = [decode_mask(a["segmentation"]).astype(bool) for a in people]

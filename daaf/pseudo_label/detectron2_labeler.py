@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from daaf.config import configurable
-from daaf.utils.env import (
+from daaf.utils.detectron2_zoo import (
     detectron2_checkpoint_url,
     detectron2_config_file,
     fetch_detectron2_weights,
     load_detectron2_weights,
     require_detectron2,
-    resolve_device,
 )
+from daaf.utils.env import resolve_device
 
 from .build import PSEUDO_LABELER_REGISTRY, PersonLabel, PersonLabeler
 from .person_selection import match_box, select_person

@@ -10,9 +10,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from daaf.data.person_labels import COCO_KEYPOINT_NAMES, decode_mask, load_label_file
 from daaf.utils.errors import DatasetError
-
-from .label_file import COCO_KEYPOINT_NAMES, decode_mask, load_label_file
 
 __all__ = ["compare_label_files", "format_quality"]
 
@@ -61,9 +60,7 @@ def compare_label_files(predicted_path: str, ground_truth_path: str, alphas: Seq
     for a in alphas:
         arr = np.asarray(hits[a], dtype=np.float64).reshape(-1, 2)
         pck[a] = float(arr[:, 1].mean()) if len(arr) else float("nan")
-        per_keypoint[a] = {
-            COCO_KEYPOINT_NAMES[k]: float(arr[arr[:, 0] == k, 1].mean()) for k in range(17) if (arr[:, 0] == k).any()
-        }
+        per_keypoint[a] = {COCO_KEYPOINT_NAMES[k]: float(arr[arr[:, 0] == k, 1].mean()) for k in range(17) if (arr[:, 0] == k).any()}
     return {
         "images": len(ious),
         "found": found,

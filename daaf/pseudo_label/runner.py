@@ -6,8 +6,6 @@ in flight. A re-run reads every partial file first and labels only what is missi
 left are shared round-robin between the processes. When all are labelled, the main process writes
 the COCO label file atomically (images in dataset order, so the file does not depend on the number
 of processes) and removes the partial files.
-
-This module imports ``daaf.data``; import it as ``daaf.pseudo_label.runner``.
 """
 
 import glob
@@ -21,14 +19,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from daaf.data import get_dataset, read_image, resolve_labels_dir
+from daaf.data import get_dataset, read_image
 from daaf.data.datasets import register_custom_datasets
+from daaf.data.person_labels import label_file_path, make_annotation, resolve_labels_dir, write_label_file
 from daaf.utils import comm
 from daaf.utils.errors import DatasetError, UserError
 from daaf.utils.file_io import PathManager
 
 from .build import PersonLabel, PersonLabeler, build_pseudo_labeler
-from .label_file import label_file_path, make_annotation, write_label_file
 
 __all__ = [
     "label_records",
@@ -169,9 +167,7 @@ def label_records(
     if done and comm.is_main_process():
         logger.info(f"{out_path}: resuming; {len(done)} of {len(records)} images were labelled before")
 
-    loader = DataLoader(
-        _CropReader(records, mine), batch_size=max(batch_size, 1), num_workers=num_workers, collate_fn=list
-    )
+    loader = DataLoader(_CropReader(records, mine), batch_size=max(batch_size, 1), num_workers=num_workers, collate_fn=list)
     start = time.perf_counter()
     is_new = not os.path.isfile(own_partial) or os.path.getsize(own_partial) == 0
     with open(own_partial, "a") as f:
@@ -212,9 +208,14 @@ def label_records(
             images.append({"id": image_id, "file_name": e["file_name"], "height": e["height"], "width": e["width"]})
             annotations[image_id] = e["annotation"]
         write_label_file(
-            out_path, images, annotations, labeler=labeler_name, dataset=dataset,
-            labeler_config=header["labeler_config"], weights=header["weights"],
-        )  # fmt: skip
+            out_path,
+            images,
+            annotations,
+            labeler=labeler_name,
+            dataset=dataset,
+            labeler_config=header["labeler_config"],
+            weights=header["weights"],
+        )
         for path in _partial_files(out_path):
             os.remove(path)
         summary = summarize_label_file(out_path)
@@ -261,7 +262,7 @@ def format_summary(summaries: Dict[str, dict]) -> str:
 
 
 def format_speed(images_per_s: float) -> str:
-    """"12.5 img/s", or below 1 image a second "9.02 s/img" (a CPU labelling at full size)."""
+    """ "12.5 img/s", or below 1 image a second "9.02 s/img" (a CPU labelling at full size)."""
     if not images_per_s > 0:  # nan (nothing labelled in this run) or 0
         return "-"
     return f"{images_per_s:.1f} img/s" if images_per_s >= 1 else f"{1 / images_per_s:.2f} s/img"
@@ -293,11 +294,15 @@ def _label_targets(cfg, labeler: PersonLabeler, targets) -> Dict[str, dict]:
     summaries = {}
     for name, split, records, path in targets:
         summary = label_records(
-            labeler, records, path,
-            labeler_name=cfg.PSEUDO_LABEL.NAME, dataset=f"{name}_{split}",
-            batch_size=cfg.PSEUDO_LABEL.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS,
+            labeler,
+            records,
+            path,
+            labeler_name=cfg.PSEUDO_LABEL.NAME,
+            dataset=f"{name}_{split}",
+            batch_size=cfg.PSEUDO_LABEL.BATCH_SIZE,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
             overwrite=cfg.PSEUDO_LABEL.OVERWRITE,
-        )  # fmt: skip
+        )
         if summary is not None:
             summaries[f"{name}_{split}"] = summary
     if summaries:
@@ -317,12 +322,10 @@ def pseudo_label_from_config(cfg) -> Dict[str, dict]:
 
 
 def ensure_train_labels(cfg, config_file: str = "", opts: Sequence[str] = ()) -> None:
-    """Before training a DAAF config: generate missing training label files with PSEUDO_LABEL.NAME
-    (PSEUDO_LABEL.AUTO), or stop with one line naming the command that makes them: the training
-    command's ``config_file`` and KEY VALUE ``opts`` with --pseudo-label, so the labels land where
-    this config reads them."""
-    if not cfg.MODEL.DAAF.BRANCHES:
-        return
+    """Before training a model that trains on person labels (DAAF): generate missing training label
+    files with PSEUDO_LABEL.NAME (PSEUDO_LABEL.AUTO), or stop with one line naming the command that
+    makes them: the training command's ``config_file`` and KEY VALUE ``opts`` with --pseudo-label,
+    so the labels land where this config reads them."""
     labels_dir = resolve_labels_dir(cfg)
     missing = [n for n in cfg.DATASETS.TRAIN if not PathManager.isfile(label_file_path(labels_dir, n, "train"))]
     if not missing:
@@ -338,8 +341,7 @@ def ensure_train_labels(cfg, config_file: str = "", opts: Sequence[str] = ()) ->
         labeler = build_pseudo_labeler(cfg)
     except UserError as e:
         raise UserError(
-            f"label file {first} not found and no labeler is available to make it ({e}); "
-            f"make the labels where one is, with: {command}"
+            f"label file {first} not found and no labeler is available to make it ({e}); make the labels where one is, with: {command}"
         ) from None
     if comm.is_main_process():
         logger.info(f"Training labels missing for {missing}; generating them with {cfg.PSEUDO_LABEL.NAME}")

@@ -12,6 +12,11 @@ from .file_io import PathManager, atomic_write
 __all__ = ["DAAFCheckpointer", "PeriodicCheckpointer"]
 
 
+def _examples(keys, n: int = 3) -> str:
+    keys = list(keys)
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
 class DAAFCheckpointer(Checkpointer):
     """Saves ``{model, optimizer, scheduler, iteration, ...}`` and the ``last_checkpoint`` tag.
 
@@ -48,6 +53,24 @@ class DAAFCheckpointer(Checkpointer):
         if path and not path.startswith(("http://", "https://")) and not self.path_manager.isfile(path):
             raise UserError(f"checkpoint not found: {path} (MODEL.WEIGHTS or the last_checkpoint tag)")
         return super().load(path, checkpointables=checkpointables)
+
+    def load_exactly(self, path: str) -> dict:
+        """:meth:`load` the model's weights from ``path``, then a one-line UserError when the file
+        does not fit the model (tensors of the model missing from it, or of another shape), so that
+        nothing runs or is evaluated half-initialised. Tensors of training-only branches that the
+        model lacks are ignored (a DAAF checkpoint loads into its base network)."""
+        checkpoint = self.load(path, checkpointables=[])
+        incompatible = self.last_incompatible
+        missing = [k for k in incompatible.missing_keys if not k.endswith("num_batches_tracked")]
+        if missing or incompatible.incorrect_shapes:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} tensors of the model are missing ({_examples(missing)})")
+            if incompatible.incorrect_shapes:
+                shapes = [f"{k} {tuple(a)} vs {tuple(b)}" for k, a, b in incompatible.incorrect_shapes]
+                parts.append(f"{len(shapes)} have another shape, checkpoint vs model ({_examples(shapes, 2)})")
+            raise UserError(f"{path} does not fit the config: " + "; ".join(parts) + " - is it the config it was trained with?")
+        return checkpoint
 
     def _load_model(self, checkpoint):
         # A DAAF checkpoint evaluated with the base config: its training-only branch weights have

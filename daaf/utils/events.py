@@ -73,11 +73,17 @@ class EventStorage:
         low, high = values.min().item(), values.max().item()
         self._histograms.append(
             dict(
-                tag=self._prefix + name, min=low, max=high, num=values.numel(), sum=float(values.sum()),
-                sum_squares=float((values**2).sum()), bucket_limits=torch.linspace(low, high, bins + 1)[1:].tolist(),
-                bucket_counts=torch.histc(values, bins=bins, min=low, max=high).tolist(), global_step=self._iter,
+                tag=self._prefix + name,
+                min=low,
+                max=high,
+                num=values.numel(),
+                sum=float(values.sum()),
+                sum_squares=float((values**2).sum()),
+                bucket_limits=torch.linspace(low, high, bins + 1)[1:].tolist(),
+                bucket_counts=torch.histc(values, bins=bins, min=low, max=high).tolist(),
+                global_step=self._iter,
             )
-        )  # fmt: skip
+        )
 
     def clear_histograms(self) -> None:
         self._histograms = []
@@ -265,14 +271,8 @@ class CommonMetricPrinter(EventWriter):
         data_time, iter_time = median("data_time"), median("time")
         lr = histories["lr"].latest() if "lr" in histories else None
         eta = self._eta(storage)
-        losses = "  ".join(
-            f"{k}: {v.median(self._window_size):.4g}" for k, v in histories.items() if "loss" in k
-        )
-        memory = (
-            f"max_mem: {torch.cuda.max_memory_allocated() / 1024 / 1024:.0f}M"
-            if torch.cuda.is_available()
-            else ""
-        )
+        losses = "  ".join(f"{k}: {v.median(self._window_size):.4g}" for k, v in histories.items() if "loss" in k)
+        memory = f"max_mem: {torch.cuda.max_memory_allocated() / 1024 / 1024:.0f}M" if torch.cuda.is_available() else ""
         parts = [
             f"eta: {eta}" if eta else "",
             f"iter: {iteration}",

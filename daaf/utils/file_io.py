@@ -7,7 +7,8 @@ import re
 import tempfile
 import threading
 
-from iopath.common.file_io import HTTPURLHandler, PathManager as _PathManagerClass
+from iopath.common.file_io import HTTPURLHandler
+from iopath.common.file_io import PathManager as _PathManagerClass
 
 __all__ = ["PathManager", "atomic_write", "sweep_stale_temp_files", "truncate_json_lines"]
 

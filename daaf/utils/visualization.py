@@ -8,7 +8,14 @@ import numpy as np
 from .file_io import atomic_write
 
 __all__ = [
-    "plot_cmc", "overlay_heatmap", "colour_scale_panel", "image_grid", "save_image", "label_panel", "bordered", "fit_panel",
+    "plot_cmc",
+    "overlay_heatmap",
+    "colour_scale_panel",
+    "image_grid",
+    "save_image",
+    "label_panel",
+    "bordered",
+    "fit_panel",
     "ranked_list_row",
 ]
 
@@ -115,8 +122,9 @@ def fit_panel(image: np.ndarray, size=(256, 128)) -> np.ndarray:
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def ranked_list_row(query: np.ndarray, gallery: Sequence[np.ndarray], distances: Sequence[float], correct=None,
-                    query_text: str = "query", size=(256, 128)) -> list:
+def ranked_list_row(
+    query: np.ndarray, gallery: Sequence[np.ndarray], distances: Sequence[float], correct=None, query_text: str = "query", size=(256, 128)
+) -> list:
     """Panels of one ranked list: the query (blue border) then the gallery images best first, each
     labelled "rank: distance" with a green (same identity) / red (other) / grey (unknown) border.
 

@@ -46,9 +46,18 @@ def _market(map_: float, rank1: float):
 ROWS = (
     # Table 3: partial ReID, trained on Market-1501 (Rank-1 / Rank-3), each model's Table 2 test
     PaperRow("3", "TriNet", "configs/Partial/trinet_R50.yaml", (), SEE_PAPER, flip=True, five_crop=True, test=PARTIAL),
-    PaperRow("3", "DAAF-TriNet", "configs/Partial/daaf_trinet_R50.yaml", ("HAB", "PAB"), SEE_PAPER, flip=True, five_crop=True, test=PARTIAL),
+    PaperRow(
+        "3", "DAAF-TriNet", "configs/Partial/daaf_trinet_R50.yaml", ("HAB", "PAB"), SEE_PAPER, flip=True, five_crop=True, test=PARTIAL
+    ),
     PaperRow("3", "BoT", "configs/Partial/bot_R50.yaml", (), (("PartialREID", 57.3, 65.3), ("PartialiLIDS", 51.3, 63.9)), test=PARTIAL),
-    PaperRow("3", "DAAF-BoT", "configs/Partial/daaf_bot_R50.yaml", ("HAB", "PAB"), (("PartialREID", 60.7, 68.7), ("PartialiLIDS", 53.8, 72.3)), test=PARTIAL),
+    PaperRow(
+        "3",
+        "DAAF-BoT",
+        "configs/Partial/daaf_bot_R50.yaml",
+        ("HAB", "PAB"),
+        (("PartialREID", 60.7, 68.7), ("PartialiLIDS", 53.8, 72.3)),
+        test=PARTIAL,
+    ),
     # Table 4: the branches (TriNet on Market-1501, single crop)
     PaperRow("4", "base network", ABLATIONS + "table4_base.yaml", (), _market(65.48, 82.51)),
     PaperRow("4", "+ HAB", ABLATIONS + "table4_hab.yaml", ("HAB",), _market(68.26, 83.70)),
@@ -66,10 +75,19 @@ ROWS = (
     PaperRow("6", "17 groups", ABLATIONS + "table6_groups17.yaml", ("HAB", "PAB"), _market(69.82, 85.12), groups="coco17"),
     # Table 7: one decoder shared by the groups or one per group (PAB alone)
     PaperRow("7", "keypoints, shared decoder", ABLATIONS + "table4_pab.yaml", ("PAB",), _market(69.31, 84.41)),
-    PaperRow("7", "keypoints, independent decoders", ABLATIONS + "table7_independent_decoders.yaml", ("PAB",), SEE_PAPER, shared_decoder=False),
+    PaperRow(
+        "7", "keypoints, independent decoders", ABLATIONS + "table7_independent_decoders.yaml", ("PAB",), SEE_PAPER, shared_decoder=False
+    ),
     PaperRow("7", "part image, shared decoder", ABLATIONS + "table5_part_image_grouped.yaml", ("PAB",), SEE_PAPER, target="part_image"),
-    PaperRow("7", "part image, independent decoders", ABLATIONS + "table7_part_image_independent_decoders.yaml", ("PAB",), SEE_PAPER,
-             target="part_image", shared_decoder=False),  # fmt: skip
+    PaperRow(
+        "7",
+        "part image, independent decoders",
+        ABLATIONS + "table7_part_image_independent_decoders.yaml",
+        ("PAB",),
+        SEE_PAPER,
+        target="part_image",
+        shared_decoder=False,
+    ),
 )
 
 

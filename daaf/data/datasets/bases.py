@@ -9,7 +9,15 @@ from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import PathManager
 from daaf.utils.registry import Registry, get_from_registry
 
-__all__ = ["DATASET_REGISTRY", "ReIDDataset", "get_dataset", "resolve_datasets_root", "IMAGE_EXTENSIONS"]
+__all__ = [
+    "DATASET_REGISTRY",
+    "ReIDDataset",
+    "BoundingBoxDataset",
+    "get_dataset",
+    "dataset_report_ranks",
+    "resolve_datasets_root",
+    "IMAGE_EXTENSIONS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +46,14 @@ class ReIDDataset:
 
     dataset_dirs = ("",)
     layout_hint = ""
+    report_ranks = (1, 5, 10)  # the CMC ranks its results are reported at
 
     def __init__(self, root: str = ""):
         self.root = resolve_datasets_root(root)
         candidates = [os.path.join(self.root, d) for d in self.dataset_dirs]
         self.dataset_dir = next((c for c in candidates if PathManager.isdir(c)), candidates[0])
         if not PathManager.isdir(self.dataset_dir):
-            raise DatasetError(
-                f"{type(self).__name__}: dataset folder not found: {self.dataset_dir} (expected layout: {self.layout_hint})"
-            )
+            raise DatasetError(f"{type(self).__name__}: dataset folder not found: {self.dataset_dir} (expected layout: {self.layout_hint})")
         self.train, self.query, self.gallery = self.load()
 
     @property
@@ -90,12 +97,29 @@ class ReIDDataset:
     def summary(self) -> str:
         """A table of identities, images and cameras per split."""
         rows = [("train", self.train), ("query", self.query), ("gallery", self.gallery)]
-        lines = [f"Dataset {self.name} ({self.dataset_dir})", f"  {'split':<8} | {'# ids':>6} | {'# images':>8} | {'# cameras':>9}", "  " + "-" * 41]
+        lines = [
+            f"Dataset {self.name} ({self.dataset_dir})",
+            f"  {'split':<8} | {'# ids':>6} | {'# images':>8} | {'# cameras':>9}",
+            "  " + "-" * 41,
+        ]
         for split, records in rows:
             ids = len({r["pid"] for r in records})
             cams = len({r["camid"] for r in records})
             lines.append(f"  {split:<8} | {ids:>6} | {len(records):>8} | {cams:>9}")
         return "\n".join(lines)
+
+
+class BoundingBoxDataset(ReIDDataset):
+    """The Market-1501 folder layout: bounding_box_train / query / bounding_box_test, with the pid
+    and the camera in each file name (groups 1 and 2 of ``pattern``)."""
+
+    pattern: re.Pattern = None
+
+    def load(self):
+        train = self.parse_folder(self.require_dir("bounding_box_train"), self.pattern)
+        query = self.parse_folder(self.require_dir("query"), self.pattern)
+        gallery = self.parse_folder(self.require_dir("bounding_box_test"), self.pattern)
+        return train, query, gallery
 
 
 def get_dataset(name: str, root: str = "", log: bool = True) -> ReIDDataset:
@@ -104,3 +128,9 @@ def get_dataset(name: str, root: str = "", log: bool = True) -> ReIDDataset:
     if log:
         logger.info("\n" + dataset.summary())
     return dataset
+
+
+def dataset_report_ranks(name: str):
+    """The CMC ranks the results of registered dataset ``name`` are reported at: (1, 5, 10), or
+    what the dataset's protocol asks for (Partial-REID / Partial-iLIDS: 1 and 3)."""
+    return tuple(getattr(get_from_registry(DATASET_REGISTRY, name, "DATASETS.TEST"), "report_ranks", (1, 5, 10)))

@@ -38,7 +38,10 @@ class _CUHK03NewProtocol(ReIDDataset):
     def load(self):
         folder_form = os.path.join(self.dataset_dir, self.variant)
         if PathManager.isdir(os.path.join(folder_form, "bounding_box_train")):
-            return tuple(self.parse_folder(self.require_dir(self.variant, split), _NP_PATTERN) for split in ("bounding_box_train", "query", "bounding_box_test"))
+            return tuple(
+                self.parse_folder(self.require_dir(self.variant, split), _NP_PATTERN)
+                for split in ("bounding_box_train", "query", "bounding_box_test")
+            )
         return self._load_protocol()
 
     def _load_protocol(self):
@@ -64,7 +67,9 @@ class _CUHK03NewProtocol(ReIDDataset):
                 out.append(self.record(path, labels[idx], cams[idx] - 1))
             missing = [r["file_name"] for r in out if not PathManager.isfile(r["file_name"])]
             if missing:
-                raise DatasetError(f"{self.name}: {len(missing)} images of the split are missing, e.g. {missing[0]}; re-run datasets/prepare_cuhk03.py")
+                raise DatasetError(
+                    f"{self.name}: {len(missing)} images of the split are missing, e.g. {missing[0]}; re-run datasets/prepare_cuhk03.py"
+                )
             return out
 
         return records("train_idx"), records("query_idx"), records("gallery_idx")

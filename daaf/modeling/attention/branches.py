@@ -1,11 +1,14 @@
 """DAAF's training-only attention branches: HAB (person mask) and PAB (keypoint groups)."""
 
+import copy
+from collections import OrderedDict
 from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
 
 from daaf.config import configurable
+from daaf.data.batch import ReIDBatch
 from daaf.utils.errors import ConfigError
 
 from .build import ATTENTION_BRANCH_REGISTRY
@@ -22,10 +25,26 @@ def _check_stage(shapes: dict, stage: str, key: str) -> None:
         raise ConfigError(f"{key}: '{stage}' is not a stage of the backbone ({list(shapes)})")
 
 
-def _has_label(batch: dict) -> torch.Tensor:
-    if "has_label" not in batch:
-        raise ConfigError("DAAF attention branches need person labels: the batch has none (is DATASETS.LABELS_DIR right?)")
-    return batch["has_label"].bool()
+def copy_stages_after(backbone, stage: str, key: str) -> nn.Sequential:
+    """A new module computing the backbone's last stage from the output of ``stage``: a deep copy
+    (same weights, its own parameters) of the stages after it. ConfigError naming config ``key``
+    when the backbone is no chain of stages or ``stage`` has none after it."""
+    try:
+        stages = backbone.stage_modules()
+    except NotImplementedError as e:
+        raise ConfigError(f"{key}: {e}, so no stages can be copied; use MODEL.DAAF.HAB.ENCODER shared") from None
+    names = list(stages)
+    if stage not in names[:-1]:
+        raise ConfigError(f"{key}: '{stage}' has no stages after it to copy (expected one of {names[:-1]})")
+    return nn.Sequential(OrderedDict((n, copy.deepcopy(stages[n])) for n in names[names.index(stage) + 1 :]))
+
+
+def _person_labels(batch: ReIDBatch, field: str):
+    """(the batch's ``field``, its has_label (B,) bool); ConfigError when the batch lacks them."""
+    value = getattr(batch, field)
+    if value is None or batch.has_label is None:
+        raise ConfigError(f"DAAF attention branches need person labels: the batch has no {field} (is DATASETS.LABELS_DIR right?)")
+    return value, batch.has_label.bool()
 
 
 @ATTENTION_BRANCH_REGISTRY.register(name="HAB")
@@ -38,11 +57,21 @@ class HumanAttentionBranch(nn.Module):
             stages, "copy"), or None to read the backbone's own final map ("shared").
         decoder, predictor: upsampling deconvs and the 1x1 conv to 1 map.
         loss_weight: lambda_h. reduction: "sum" (paper) or "mean" (released code).
-    forward(features, batch) -> {"loss_hab": scalar}; batch needs "masks" (B, H, W), "has_label" (B,).
+    forward(features, batch: ReIDBatch) -> {"loss_hab": scalar}; the batch needs masks (B, H, W)
+    and has_label (B,).
     """
 
     @configurable
-    def __init__(self, *, source: str, encoder: Optional[nn.Module], decoder: Decoder, predictor: Predictor, loss_weight: float, reduction: str = "sum"):
+    def __init__(
+        self,
+        *,
+        source: str,
+        encoder: Optional[nn.Module],
+        decoder: Decoder,
+        predictor: Predictor,
+        loss_weight: float,
+        reduction: str = "sum",
+    ):
         super().__init__()
         self.source = source
         self.encoder = encoder
@@ -52,12 +81,17 @@ class HumanAttentionBranch(nn.Module):
         self.reduction = reduction
 
     @classmethod
+    def input_fields(cls, cfg):
+        """The batch fields it trains on: the person masks."""
+        return {"masks"}
+
+    @classmethod
     def from_config(cls, cfg, backbone):
         hab = cfg.MODEL.DAAF.HAB
         shapes = backbone.output_shape()
         if hab.ENCODER == "copy":
             _check_stage(shapes, hab.SOURCE, "MODEL.DAAF.HAB.SOURCE")
-            source, encoder = hab.SOURCE, backbone.stages_after(hab.SOURCE)
+            source, encoder = hab.SOURCE, copy_stages_after(backbone, hab.SOURCE, "MODEL.DAAF.HAB.SOURCE")
         elif hab.ENCODER == "shared":
             source, encoder = "res5", None
         else:
@@ -79,10 +113,10 @@ class HumanAttentionBranch(nn.Module):
             x = self.encoder(x)
         return self.predictor(self.decoder(x))
 
-    def forward(self, features: dict, batch: dict) -> dict:
+    def forward(self, features: dict, batch: ReIDBatch) -> dict:
         pred = self.predict(features)
-        target = resize_masks(batch["masks"], pred.shape[-2:])
-        loss = masked_squared_error(pred, target, _has_label(batch), self.reduction)
+        masks, has_label = _person_labels(batch, "masks")
+        loss = masked_squared_error(pred, resize_masks(masks, pred.shape[-2:]), has_label, self.reduction)
         return {"loss_hab": self.loss_weight * loss}
 
 
@@ -99,8 +133,8 @@ class PartAttentionBranch(nn.Module):
         predictors: one 1x1 conv per group.
         target: "keypoints" or "part_image". sigma: heatmap std in input pixels (the same Gaussian
             on the image whatever the output stride of the base network).
-    forward(features, batch) -> {"loss_pab": scalar}; batch needs "keypoints" (B, 17, 3),
-    "images" (B, 3, H, W) and "has_label" (B,).
+    forward(features, batch: ReIDBatch) -> {"loss_pab": scalar}; the batch needs images
+    (B, 3, H, W) and, for keypoint targets, keypoints (B, 17, 3) and has_label (B,).
     """
 
     @configurable
@@ -131,6 +165,12 @@ class PartAttentionBranch(nn.Module):
         self.sigma = sigma
         self.loss_weight = loss_weight
         self.reduction = reduction
+
+    @classmethod
+    def input_fields(cls, cfg):
+        """The batch fields it trains on: the keypoints (none for part-image targets, which come
+        from the image itself)."""
+        return {"keypoints"} if cfg.MODEL.DAAF.PAB.TARGET == "keypoints" else set()
 
     @classmethod
     def from_config(cls, cfg, backbone):
@@ -188,22 +228,23 @@ class PartAttentionBranch(nn.Module):
         decoded = self.decode_groups(features[self.source])
         return [predictor(d) for predictor, d in zip(self.predictors, decoded)]
 
-    def targets(self, batch: dict, output_size) -> List[torch.Tensor]:
+    def targets(self, batch: ReIDBatch, output_size) -> List[torch.Tensor]:
         """Per group, the target of ``predict``'s output: heatmaps of the group's keypoints
         (B, len(group), h, w) or the group's image stripe (B, 3, h, w)."""
         if self.target == "keypoints":
-            input_size = batch["images"].shape[-2:]
+            input_size = batch.images.shape[-2:]
             sigma = self.sigma * output_size[0] / input_size[0]  # input pixels -> output pixels
-            heatmaps = keypoint_heatmaps(batch["keypoints"], input_size, output_size, sigma)
+            keypoints, _ = _person_labels(batch, "keypoints")
+            heatmaps = keypoint_heatmaps(keypoints, input_size, output_size, sigma)
             return [heatmaps[:, g] for g in self.groups]
-        stripes = part_image_targets(batch["images"], len(self.groups), output_size)
+        stripes = part_image_targets(batch.images, len(self.groups), output_size)
         return list(stripes.unbind(dim=1))
 
-    def forward(self, features: dict, batch: dict) -> dict:
+    def forward(self, features: dict, batch: ReIDBatch) -> dict:
         preds = self.predict(features)
         targets = self.targets(batch, preds[0].shape[-2:])
         if self.target == "keypoints":
-            keep = _has_label(batch)
+            _, keep = _person_labels(batch, "keypoints")
             num_maps = sum(len(g) for g in self.groups)  # K in Eq. 4
         else:  # the image itself is the target: every crop has one
             keep = torch.ones(len(preds[0]), dtype=torch.bool, device=preds[0].device)

@@ -30,8 +30,17 @@ class Decoder(nn.Module):
             raise ConfigError(f"MODEL.DAAF.DECODER.KERNEL_SIZE {kernel_size} cannot upsample exactly 2x")
         layers = []
         for i in range(num_deconvs):
-            layers.append(nn.ConvTranspose2d(in_channels if i == 0 else channels, channels, kernel_size, stride=2,
-                                             padding=padding, output_padding=output_padding, bias=not norm))  # fmt: skip
+            layers.append(
+                nn.ConvTranspose2d(
+                    in_channels if i == 0 else channels,
+                    channels,
+                    kernel_size,
+                    stride=2,
+                    padding=padding,
+                    output_padding=output_padding,
+                    bias=not norm,
+                )
+            )
             if norm:
                 layers.append(nn.BatchNorm2d(channels))
                 if i < num_deconvs - 1:
@@ -46,7 +55,13 @@ class Decoder(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels):
         d = cfg.MODEL.DAAF.DECODER
-        return {"in_channels": in_channels, "num_deconvs": d.NUM_DECONVS, "channels": d.CHANNELS, "kernel_size": d.KERNEL_SIZE, "norm": d.NORM}
+        return {
+            "in_channels": in_channels,
+            "num_deconvs": d.NUM_DECONVS,
+            "channels": d.CHANNELS,
+            "kernel_size": d.KERNEL_SIZE,
+            "norm": d.NORM,
+        }
 
     def forward(self, x):
         return self.layers(x.contiguous(memory_format=torch.channels_last))

@@ -13,7 +13,15 @@ KEYPOINT_GROUP_SCHEMES = {
     "coco1": [list(range(17))],
     "coco4": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10], [11, 12, 13, 14], [15, 16]],  # head, arms, hips+knees, feet
     "coco6": [[0, 1, 2, 3, 4], [5, 6], [7, 8], [9, 10, 11, 12], [13, 14], [15, 16]],
-    "coco7": [[0, 1, 2, 3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]],  # head, shoulders, elbows, wrists, hips, knees, ankles
+    "coco7": [
+        [0, 1, 2, 3, 4],
+        [5, 6],
+        [7, 8],
+        [9, 10],
+        [11, 12],
+        [13, 14],
+        [15, 16],
+    ],  # head, shoulders, elbows, wrists, hips, knees, ankles
     "coco17": [[k] for k in range(17)],
 }
 
@@ -29,7 +37,9 @@ def resolve_keypoint_groups(scheme: str, custom: Sequence[Sequence[int]] = (), n
     elif scheme in KEYPOINT_GROUP_SCHEMES:
         groups, key = KEYPOINT_GROUP_SCHEMES[scheme], "MODEL.DAAF.PAB.GROUPS"
     else:
-        raise ConfigError(f"MODEL.DAAF.PAB.GROUPS: unknown scheme '{scheme}'; known: {', '.join(KEYPOINT_GROUP_SCHEMES)} (or set GROUP_LIST)")
+        raise ConfigError(
+            f"MODEL.DAAF.PAB.GROUPS: unknown scheme '{scheme}'; known: {', '.join(KEYPOINT_GROUP_SCHEMES)} (or set GROUP_LIST)"
+        )
     flat = [k for g in groups for k in g]
     if any(len(g) == 0 for g in groups):
         raise ConfigError(f"{key}: empty group in {groups}")

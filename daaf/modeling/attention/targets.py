@@ -38,7 +38,9 @@ def part_image_targets(images: torch.Tensor, num_parts: int, output_size) -> tor
     return resized[:, None] * stripe[None, :, None, :, None].float()
 
 
-def masked_squared_error(pred: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, reduction: str, per_sample_maps: int = 1) -> torch.Tensor:
+def masked_squared_error(
+    pred: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, reduction: str, per_sample_maps: int = 1
+) -> torch.Tensor:
     """Squared error between (B, ...) tensors over the samples where ``keep`` (B,) is True.
 
     "sum": sum over every element of a sample, mean over kept samples and ``per_sample_maps``

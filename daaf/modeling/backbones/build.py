@@ -1,6 +1,6 @@
 """BACKBONE_REGISTRY and the Backbone interface: image batch -> dict of named stages."""
 
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from typing import Dict
 
 import torch
@@ -27,10 +27,10 @@ class Backbone(nn.Module):
         """Channels and stride of each stage returned by ``forward``."""
         raise NotImplementedError
 
-    def stages_after(self, name: str) -> nn.Module:
-        """A new module computing the last stage from stage ``name``'s output (a deep copy of the
-        stages after it, same weights). Used by DAAF's HAB 'copy' encoder."""
-        raise NotImplementedError
+    def stage_modules(self) -> "OrderedDict[str, nn.Module]":
+        """For a backbone that is a chain of stages: the module computing each stage from the
+        previous one's output, by stage name in forward order. Others raise NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} is not a chain of stages")
 
 
 def build_backbone(cfg) -> Backbone:

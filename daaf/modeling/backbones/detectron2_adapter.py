@@ -13,13 +13,12 @@ detectron2's ImageNet weights expect BGR input normalised with its own pixel sta
 INPUT.FORMAT BGR and MODEL.PIXEL_MEAN/STD to detectron2's values when you load them.
 """
 
-import copy
 import logging
 from collections import OrderedDict
 
 from torch import nn
 
-from daaf.utils.env import detectron2_config_file, fetch_detectron2_weights, load_detectron2_weights, require_detectron2
+from daaf.utils.detectron2_zoo import detectron2_config_file, fetch_detectron2_weights, load_detectron2_weights, require_detectron2
 from daaf.utils.errors import ConfigError
 
 from .build import BACKBONE_REGISTRY, Backbone, ShapeSpec
@@ -56,14 +55,13 @@ class Detectron2BackboneAdapter(Backbone):
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.body.state_dict().items()}
         return {"model": state, "__author__": "DAAF-ReID", "matching_heuristics": True}
 
-    def stages_after(self, name: str) -> nn.Module:
+    def stage_modules(self):
+        """detectron2's ResNet: its stem and its stages (``stage_names``); other detectron2
+        backbones (FPN, ...) are no chain of stages."""
         names = list(getattr(self.body, "stage_names", ()))
-        if name not in names[:-1] and not (name == "stem" and names):
-            raise ConfigError(
-                f"stage '{name}': this detectron2 backbone has no stages after it to copy ({names}); use MODEL.DAAF.HAB.ENCODER shared"
-            )
-        following = names[names.index(name) + 1 :] if name in names else names
-        return nn.Sequential(OrderedDict((n, copy.deepcopy(getattr(self.body, n))) for n in following))
+        if not names or not hasattr(self.body, "stem"):
+            return super().stage_modules()
+        return OrderedDict([("stem", self.body.stem)] + [(n, getattr(self.body, n)) for n in names])
 
 
 @BACKBONE_REGISTRY.register()
@@ -95,5 +93,7 @@ def build_detectron2_backbone(cfg) -> Detectron2BackboneAdapter:
             "randomly initialised (give e.g. detectron2://ImageNetPretrained/MSRA/R-50.pkl, or set PRETRAIN False)"
         )
     elif b.PRETRAIN:
-        load_detectron2_weights(d2_backbone, fetch_detectron2_weights(b.PRETRAIN_PATH, "MODEL.BACKBONE.PRETRAIN_PATH"), "MODEL.BACKBONE.PRETRAIN_PATH")
+        load_detectron2_weights(
+            d2_backbone, fetch_detectron2_weights(b.PRETRAIN_PATH, "MODEL.BACKBONE.PRETRAIN_PATH"), "MODEL.BACKBONE.PRETRAIN_PATH"
+        )
     return Detectron2BackboneAdapter(d2_backbone)

@@ -6,7 +6,6 @@ The network is built here rather than by torchvision.models: importing torchvisi
 torchvision is imported only to fetch its ImageNet weights.
 """
 
-import copy
 import logging
 from collections import OrderedDict
 
@@ -107,10 +106,6 @@ class _TorchvisionLayout(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
 
-class _Stages(nn.Sequential):
-    """A run of ResNet stages (a copy of the backbone's), mapping one stage's output to the last."""
-
-
 class ResNet(Backbone):
     """ResNet whose forward returns {"stem", "res2", "res3", "res4", "res5"}.
 
@@ -158,11 +153,8 @@ class ResNet(Backbone):
     def output_shape(self):
         return dict(self._shapes)
 
-    def stages_after(self, name: str) -> nn.Module:
-        if name not in _STAGES[:-1]:
-            raise ConfigError(f"stage '{name}': expected one of {list(_STAGES[:-1])}")
-        following = _STAGES[_STAGES.index(name) + 1 :]
-        return _Stages(OrderedDict((n, copy.deepcopy(getattr(self, n))) for n in following))
+    def stage_modules(self):
+        return OrderedDict((name, getattr(self, name)) for name in _STAGES)
 
 
 def _load_imagenet_weights(net: nn.Module, depth: int, pretrain_path: str) -> None:

@@ -105,4 +105,3 @@ class CenterLoss(nn.Module):
             dist.all_reduce(grad)
             grad /= comm.get_world_size()
         self.centers.sub_(self.center_lr * grad)
-

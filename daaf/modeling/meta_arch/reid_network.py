@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from daaf.config import configurable
-from daaf.modeling.attention import build_attention_branches
+from daaf.data.batch import ReIDBatch
+from daaf.modeling.attention import attention_branch_input_fields, build_attention_branches
 from daaf.modeling.backbones import build_backbone
 from daaf.modeling.heads import build_heads
 from daaf.modeling.losses import build_losses
@@ -27,9 +28,9 @@ class ReIDNetwork(nn.Module):
         branches: training-only attention branches {name: module}; never run in eval mode.
         head_in_feature: backbone stage fed to the head.
 
-    forward(batch): ``batch`` is a dict with "images" (B, 3, H, W) uint8 or float 0-255, and in
-    training "pids" (B,) plus whatever the branches read. A bare image tensor is accepted too.
-    Training returns {loss name: scalar}; eval returns embeddings (B, D).
+    forward(batch): a :class:`ReIDBatch` (images (B, 3, H, W) uint8 or float 0-255; in training
+    pids and the fields the branches read, see :meth:`input_fields`) or, in eval mode, a bare
+    image tensor. Training returns {loss name: scalar}; eval returns embeddings (B, D).
     """
 
     @configurable
@@ -66,27 +67,34 @@ class ReIDNetwork(nn.Module):
             "branches": build_attention_branches(cfg, backbone),
         }
 
+    @classmethod
+    def input_fields(cls, cfg) -> frozenset:
+        """The batch fields it trains on beyond images and pids: those of its attention branches."""
+        return attention_branch_input_fields(cfg)
+
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
     def preprocess_image(self, batch) -> torch.Tensor:
-        """uint8/float 0-255 images (B, 3, H, W) -> normalised float on the model's device."""
-        images = batch["images"] if isinstance(batch, dict) else batch
+        """The images of a ReIDBatch, or an image tensor, (B, 3, H, W) uint8/float 0-255 ->
+        normalised float on the model's device."""
+        images = batch.images if isinstance(batch, ReIDBatch) else batch
         images = images.to(self.device, non_blocking=True).float()
         return (images - self.pixel_mean) / self.pixel_std
 
     def forward(self, batch):
-        images = self.preprocess_image(batch)
-        features = self.backbone(images)
+        if isinstance(batch, ReIDBatch):
+            batch = batch.to(self.device, non_blocking=True)
+        features = self.backbone(self.preprocess_image(batch))
         outputs = self.heads(features[self.head_in_feature])
         if not self.training:
             return outputs
-        pids = batch["pids"].to(self.device, non_blocking=True)
-        losses = {loss.name: loss(outputs, pids) for loss in self.losses}
-        batch_on_device = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if not isinstance(batch, ReIDBatch):
+            raise TypeError(f"training needs a ReIDBatch (images, pids, ...), got {type(batch).__name__}")
+        losses = {loss.name: loss(outputs, batch.pids) for loss in self.losses}
         for branch in self.branches.values():
-            losses.update(branch(features, batch_on_device))
+            losses.update(branch(features, batch))
         return losses
 
 
@@ -103,3 +111,8 @@ def strip_branches(model: nn.Module) -> nn.Module:
 def branch_parameter_names(model: nn.Module) -> List[str]:
     """State-dict keys that belong to attention branches (absent from the base network)."""
     return [k for k in model.state_dict() if k.startswith("branches.")]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter elements."""
+    return sum(p.numel() for p in model.parameters())

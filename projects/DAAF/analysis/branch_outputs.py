@@ -10,30 +10,14 @@ it also measures how well the PAB heatmap peaks find the keypoints: PCK@--alpha 
         MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
 """
 
-import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-sys.path.insert(0, REPO)
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import (  # noqa: E402
-    inference_argument_parser,
-    inference_config,
-    list_image_files,
-    load_inference_model,
-    read_test_images,
-)
-from daaf.utils.attention_maps import (  # noqa: E402
-    PCK_ALPHA,
-    branch_predictions,
-    draw_attention_grid,
-    format_pck,
-    labelled_query_batch,
-    pab_keypoint_pck,
-)
-from daaf.utils.errors import UserError  # noqa: E402
-from daaf.utils.visualization import save_image  # noqa: E402
+from daaf.analysis.attention_maps import draw_attention_grid
+from daaf.analysis.branch_outputs import PCK_ALPHA, branch_predictions, format_pck, labelled_query_batch, pab_keypoint_pck
+from daaf.data.image_list import list_image_files, read_test_images
+from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.utils.errors import UserError
+from daaf.utils.visualization import save_image
 
 
 def main(args):
@@ -48,8 +32,8 @@ def main(args):
     print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
     if args.pck is not None:
         batch = labelled_query_batch(cfg, args.pck)
-        pck = pab_keypoint_pck(model, batch["images"], batch["keypoints"], args.alpha)
-        print(f"{cfg.DATASETS.TEST[0]} query ({len(batch['images'])} crops): {format_pck(pck, args.alpha)}")
+        pck = pab_keypoint_pck(model, batch.images, batch.keypoints, args.alpha)
+        print(f"{cfg.DATASETS.TEST[0]} query ({len(batch.images)} crops): {format_pck(pck, args.alpha)}")
 
 
 def parser():

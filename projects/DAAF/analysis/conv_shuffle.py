@@ -16,16 +16,12 @@ matrix as a picture and a .npz, and a grid of the shuffled heatmaps of one crop.
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-sys.path.insert(0, REPO)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from daaf.engine import run_reporting_user_errors  # noqa: E402
-from daaf.engine.inference import inference_argument_parser, inference_config, load_inference_model  # noqa: E402
-from daaf.utils.attention_maps import heatmap_peak_hits, labelled_query_batch  # noqa: E402
-from daaf.utils.errors import UserError  # noqa: E402
+from daaf.analysis.branch_outputs import heatmap_peak_hits, labelled_query_batch
+from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.utils.errors import UserError
 
 
 @torch.no_grad()
@@ -77,23 +73,23 @@ def plot_matrix(matrix: np.ndarray, path: str, group_names) -> None:
 
 
 def main(args):
-    from daaf.utils.attention_maps import draw_attention_grid
+    from daaf.analysis.attention_maps import draw_attention_grid
     from daaf.utils.file_io import atomic_write
     from daaf.utils.visualization import save_image
 
     cfg = inference_config(args.config_file, args.opts)
     model = load_inference_model(cfg, keep_branches=True)
     batch = labelled_query_batch(cfg, args.num_images)
-    matrix, maps = conv_shuffle_matrix(model, batch["images"], batch["keypoints"], args.alpha)
+    matrix, maps = conv_shuffle_matrix(model, batch.images, batch.keypoints, args.alpha)
     os.makedirs(args.output_dir, exist_ok=True)
     names = [f"g{g}: " + ",".join(str(k) for k in group) for g, group in enumerate(model.branches["PAB"].groups)]
     plot_matrix(matrix, os.path.join(args.output_dir, "conv_shuffle_matrix.png"), names)
     with atomic_write(os.path.join(args.output_dir, "conv_shuffle.npz"), "wb") as f:
         np.savez(f, matrix=matrix, groups=np.array(names))
     first = {f"ch{i}>conv{j}": maps[i][j][:1] for i in range(len(maps)) for j in range(len(maps))}
-    save_image(os.path.join(args.output_dir, "conv_shuffle_maps.png"), draw_attention_grid(batch["images"][:1], first))
+    save_image(os.path.join(args.output_dir, "conv_shuffle_maps.png"), draw_attention_grid(batch.images[:1], first))
     diagonal, off = np.nanmean(np.diag(matrix)), np.nanmean(matrix[~np.eye(len(matrix), dtype=bool)])
-    print(f"PCK@{args.alpha:g}: own channels {diagonal:.3f}, other groups' channels {off:.3f} ({len(batch['images'])} crops)")
+    print(f"PCK@{args.alpha:g}: own channels {diagonal:.3f}, other groups' channels {off:.3f} ({len(batch.images)} crops)")
     print(f"Pictures and numbers in {args.output_dir}")
 
 

@@ -1,11 +1,12 @@
-"""Person-label files: COCO JSON with one person (mask + 17 keypoints) per ReID crop.
+"""Person labels: the label-file format (COCO JSON, one person per ReID crop: RLE mask + 17 COCO
+keypoints), its keypoint names, skeleton and left/right flip, and attaching labels to dataset
+records.
 
 The format is in shared/LABELS.md; pycocotools' ``COCO(path)`` loads these files. Pseudo-labels
-(detectron2 labeler) and ground truth (synthetic dataset) share it.
+(the labelers of ``daaf.pseudo_label``) and ground truth (the synthetic persons) share it.
 """
 
 import json
-import math
 import os
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
@@ -17,20 +18,23 @@ from daaf import __version__
 from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import PathManager, atomic_write
 
+from .datasets import resolve_datasets_root
+
 __all__ = [
     "COCO_KEYPOINT_NAMES",
     "COCO_SKELETON",
     "COCO_KEYPOINT_FLIP_MAP",
     "KEYPOINT_FLIP_INDICES",
+    "NUM_KEYPOINTS",
     "encode_mask",
     "decode_mask",
-    "pack_mask",
-    "pack_instance",
-    "unpack_mask",
     "make_annotation",
     "write_label_file",
     "load_label_file",
     "label_file_path",
+    "resolve_labels_dir",
+    "person_label",
+    "attach_labels",
 ]
 
 COCO_KEYPOINT_NAMES = [
@@ -44,6 +48,7 @@ COCO_SKELETON = [
     [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
 ]  # fmt: skip
 COCO_KEYPOINT_FLIP_MAP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
+NUM_KEYPOINTS = len(COCO_KEYPOINT_NAMES)
 
 
 def _flip_indices() -> np.ndarray:
@@ -71,32 +76,7 @@ def decode_mask(rle: dict) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(rle))
 
 
-def pack_mask(mask: np.ndarray) -> dict:
-    """A 0/1 uint8 mask of any shape -> {"mask_bits": its bits, packed (8x fewer bytes),
-    "mask_shape": its shape}; :func:`unpack_mask` turns it back."""
-    return {"mask_bits": np.packbits(mask.reshape(-1)), "mask_shape": tuple(mask.shape)}
-
-
-def pack_instance(annotation: Optional[dict]) -> Optional[dict]:
-    """An annotation in the compact form the data loader keeps in memory: the mask decoded once
-    and bit-packed (~1 KB for a 128x64 crop), keypoints as a (17, 3) array. None stays None."""
-    if annotation is None:
-        return None
-    return {
-        **pack_mask(decode_mask(annotation["segmentation"])),
-        "keypoints": np.asarray(annotation["keypoints"], dtype=np.float64).reshape(17, 3),
-    }
-
-
-def unpack_mask(packed: dict) -> np.ndarray:
-    """The uint8 0/1 mask of a :func:`pack_mask` (or :func:`pack_instance`) result."""
-    shape = packed["mask_shape"]
-    return np.unpackbits(packed["mask_bits"], count=math.prod(shape)).reshape(shape)
-
-
-def make_annotation(
-    mask: np.ndarray, keypoints: np.ndarray, keypoint_scores=None, score: float = 1.0, box=None
-) -> dict:
+def make_annotation(mask: np.ndarray, keypoints: np.ndarray, keypoint_scores=None, score: float = 1.0, box=None) -> dict:
     """Build one person annotation (without ids) from a (H, W) mask and (17, 3) [x, y, v] keypoints.
 
     ``box``: the detection's [x0, y0, x1, y1]; None takes the mask's bounding box (ground truth).
@@ -176,7 +156,9 @@ def load_label_file(path: str) -> Dict[str, Optional[dict]]:
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path}: not a valid JSON label file ({e})") from None
     if not isinstance(content, dict):
-        raise DatasetError(f"{path}: expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON {type(content).__name__}")
+        raise DatasetError(
+            f"{path}: expected a COCO label file (a JSON object with 'images' and 'annotations'), got a JSON {type(content).__name__}"
+        )
     for key in ("images", "annotations"):
         if not isinstance(content.get(key), list):
             raise DatasetError(f"{path}: expected a COCO label file with an '{key}' list")
@@ -201,3 +183,45 @@ def load_label_file(path: str) -> Dict[str, Optional[dict]]:
 def label_file_path(labels_dir: str, dataset_name: str, split: str) -> str:
     """Where the label file of ``dataset_name``'s ``split`` (train / query / gallery) lives."""
     return os.path.join(labels_dir, f"{dataset_name}_{split}.json")
+
+
+def resolve_labels_dir(cfg) -> str:
+    """Where the label files are: <datasets root>/daaf_labels when DATASETS.LABELS_DIR is empty,
+    <datasets root>/LABELS_DIR when it is relative (as dataset folders are), else LABELS_DIR."""
+    # os.path.join keeps an absolute LABELS_DIR as it is
+    return os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), cfg.DATASETS.LABELS_DIR or "daaf_labels")
+
+
+def person_label(annotation: Optional[dict]) -> Optional[dict]:
+    """A label-file annotation in the form a dataset record keeps: {"segmentation": the COCO RLE
+    with bytes counts, ready for :func:`decode_mask`, "keypoints": (17, 3) float32 [x, y, v]}
+    (a few hundred bytes per crop); None (the labeler found nobody) stays None."""
+    if annotation is None:
+        return None
+    rle = annotation["segmentation"]
+    counts = rle["counts"]
+    return {
+        "segmentation": {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts},
+        "keypoints": np.asarray(annotation["keypoints"], dtype=np.float32).reshape(NUM_KEYPOINTS, 3),
+    }
+
+
+def attach_labels(records: List[dict], label_file: str) -> None:
+    """Give each record (with "relpath") its person label from ``label_file`` as
+    record["person_label"] (see :func:`person_label`; None where the labeler found nobody).
+
+    Raises DatasetError saying how many records have no entry, listing the first few.
+    """
+    if not PathManager.isfile(label_file):
+        raise DatasetError(
+            f"label file not found: {label_file}; make it with: python tools/train_net.py --config-file <your config> --pseudo-label"
+        )
+    labels = load_label_file(label_file)
+    missing = [r["relpath"] for r in records if r["relpath"] not in labels]
+    if missing:
+        raise DatasetError(
+            f"{label_file} lacks entries for {len(missing)} of {len(records)} images, e.g. {missing[:3]}; "
+            "re-run the labeler (tools/train_net.py --pseudo-label)"
+        )
+    for r in records:
+        r["person_label"] = person_label(labels[r["relpath"]])

@@ -1,6 +1,8 @@
-"""Direct, slow NumPy implementations of the evaluation protocol and of k-reciprocal
-re-ranking, step by step as published. The fast code in ``rank.py`` and ``rerank.py`` is tested
-and benchmarked against these; they are also a readable statement of what is computed."""
+"""The reference the evaluation code is measured against: direct, slow NumPy implementations of
+the evaluation protocol and of k-reciprocal re-ranking, step by step as published.
+``daaf.evaluation.rank`` and ``daaf.evaluation.rerank`` are tested (tests/evaluation) and
+benchmarked (bench_evaluation.py) against them; they are also a readable statement of what is
+computed. Not part of the library."""
 
 import numpy as np
 
@@ -30,9 +32,7 @@ def evaluate_rank_reference(distmat, q_pids, g_pids, q_camids, g_camids, max_ran
 def re_ranking_reference(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3):
     """Zhong et al.'s algorithm with dense (q+g)^2 matrices and per-item Python loops."""
     q = q_g_dist.shape[0]
-    full = np.concatenate(
-        [np.concatenate([q_q_dist, q_g_dist], axis=1), np.concatenate([q_g_dist.T, g_g_dist], axis=1)], axis=0
-    )
+    full = np.concatenate([np.concatenate([q_q_dist, q_g_dist], axis=1), np.concatenate([q_g_dist.T, g_g_dist], axis=1)], axis=0)
     full = np.power(full, 2).astype(np.float32)
     original = np.transpose(full / np.max(full, axis=0))
     n = original.shape[0]

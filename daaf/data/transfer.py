@@ -1,0 +1,77 @@
+"""How a loader worker sends a ReIDBatch to the main process: cheaply. Private to ``ReIDDataLoader``.
+
+A tensor returned by a worker travels through a shared-memory segment of its own, whose set-up
+costs about 0.6 ms, more than copying a few KB: small tensors travel as pickled NumPy arrays
+instead, and 0/1 masks as bits (8x fewer bytes). ``decode`` gives back exactly the batch that
+``encode`` was given.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from .batch import ReIDBatch
+
+__all__ = ["encode", "decode"]
+
+_INLINE_MAX_BYTES = 64 * 1024
+
+
+class _InlineArray:
+    """A small tensor as a NumPy array (pickled into the worker's message)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.array = tensor.numpy()
+
+    def decode(self) -> torch.Tensor:
+        return torch.from_numpy(self.array)
+
+
+class _PackedBits:
+    """A 0/1 uint8 tensor as its bits, packed."""
+
+    __slots__ = ("bits", "shape")
+
+    def __init__(self, tensor: torch.Tensor):
+        self.bits = np.packbits(tensor.numpy().reshape(-1))
+        self.shape = tuple(tensor.shape)
+
+    def decode(self) -> torch.Tensor:
+        return torch.from_numpy(np.unpackbits(self.bits, count=math.prod(self.shape)).reshape(self.shape))
+
+
+def _encode_tensor(name: str, tensor: torch.Tensor):
+    if name == "masks" and tensor.dtype == torch.uint8 and (tensor.numel() == 0 or int(tensor.max()) <= 1):
+        return _PackedBits(tensor)
+    if tensor.numel() * tensor.element_size() <= _INLINE_MAX_BYTES:
+        return _InlineArray(tensor)
+    return tensor
+
+
+def encode(batch):
+    """In a worker: ``batch`` with its tensors in their cheapest form to send (anything that is
+    not a ReIDBatch is returned as it is)."""
+    if not isinstance(batch, ReIDBatch):
+        return batch
+    encoded = {
+        f.name: _encode_tensor(f.name, value)
+        for f in dataclasses.fields(batch)
+        if isinstance(value := getattr(batch, f.name), torch.Tensor)
+    }
+    return dataclasses.replace(batch, **encoded)
+
+
+def decode(batch):
+    """In the main process: the batch :func:`encode` was given."""
+    if not isinstance(batch, ReIDBatch):
+        return batch
+    decoded = {
+        f.name: value.decode()
+        for f in dataclasses.fields(batch)
+        if isinstance(value := getattr(batch, f.name), (_InlineArray, _PackedBits))
+    }
+    return dataclasses.replace(batch, **decoded) if decoded else batch
