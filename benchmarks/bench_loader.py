@@ -16,19 +16,19 @@ import time
 from torch.utils.data import DataLoader
 
 from daaf.config import get_cfg
-from daaf.data import build_reid_train_loader, reid_collate
+from daaf.data import PERSON_LABEL_FIELDS, build_reid_train_loader, collate_reid_batch
 from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
-def throughput(cfg, batches: int, plain: bool = False) -> float:
-    loader = build_reid_train_loader(cfg)
+def throughput(cfg, input_fields, batches: int, plain: bool = False) -> float:
+    loader = build_reid_train_loader(cfg, input_fields=input_fields)
     if plain:
         loader = DataLoader(
             loader.dataset,
             batch_size=loader.batch_size,
             sampler=loader.sampler,
             num_workers=loader.num_workers,
-            collate_fn=reid_collate,
+            collate_fn=collate_reid_batch,
             worker_init_fn=loader.worker_init_fn,
             drop_last=True,
         )
@@ -38,7 +38,7 @@ def throughput(cfg, batches: int, plain: bool = False) -> float:
     start = time.perf_counter()
     images = 0
     for _ in range(batches):
-        images += len(next(iterator)["images"])
+        images += len(next(iterator))
     return images / (time.perf_counter() - start)
 
 
@@ -73,18 +73,16 @@ def main():
             "0",
         ]
     )
-    labelled = cfg.clone()
-    labelled.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]  # makes the loader read masks + keypoints
     runs = {
-        ("image only", "ReIDDataLoader"): (cfg, False),
-        ("with mask + keypoints", "ReIDDataLoader"): (labelled, False),
-        ("image only", "plain DataLoader"): (cfg, True),
-        ("with mask + keypoints", "plain DataLoader"): (labelled, True),
+        ("image only", "ReIDDataLoader"): ((), False),
+        ("with mask + keypoints", "ReIDDataLoader"): (PERSON_LABEL_FIELDS, False),
+        ("image only", "plain DataLoader"): ((), True),
+        ("with mask + keypoints", "plain DataLoader"): (PERSON_LABEL_FIELDS, True),
     }
     results = {key: [] for key in runs}
     for _ in range(args.rounds):
-        for key, (run_cfg, plain) in runs.items():
-            results[key].append(throughput(run_cfg, args.batches, plain))
+        for key, (input_fields, plain) in runs.items():
+            results[key].append(throughput(cfg, input_fields, args.batches, plain))
     median = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
     reference = median[("image only", "ReIDDataLoader")]
     print(

@@ -4,11 +4,10 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The repository and this folder (pytest puts both on sys.path: setup.cfg's pythonpath), for the
+# tests that run a tool, a config or a helper module (toy_components.py) by its path.
 TESTS = os.path.dirname(os.path.abspath(__file__))
-for path in (REPO, TESTS):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+REPO = os.path.dirname(TESTS)
 
 
 def _detectron2_import_error():

@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from daaf.data import read_image
 from daaf.engine import (
@@ -25,6 +24,7 @@ from daaf.engine import (
     run_reporting_user_errors,
 )
 from daaf.evaluation import compute_distance_chunks, top_k
+from daaf.evaluation.distance import paired_distance, prepare_features
 from daaf.utils.errors import UserError
 from daaf.utils.visualization import image_grid, ranked_list_row, save_image
 
@@ -45,18 +45,17 @@ def import_faiss():
 
 
 def top_k_faiss(query: np.ndarray, gallery: np.ndarray, metric: str, k: int):
-    """The same through a flat faiss index (inner product on normalised features for cosine)."""
+    """The same through a flat faiss L2 index over the features as the metric compares them (on
+    L2-normalised features, L2 order is cosine order); the distances of the neighbours found are
+    then the metric's own (daaf.evaluation.distance)."""
     faiss = import_faiss()
-    if metric == "cosine":
-        query = F.normalize(torch.from_numpy(query), dim=1).numpy()
-        gallery = F.normalize(torch.from_numpy(gallery), dim=1).numpy()
-        index = faiss.IndexFlatIP(gallery.shape[1])
-    else:
-        index = faiss.IndexFlatL2(gallery.shape[1])
-    index.add(np.ascontiguousarray(gallery, dtype=np.float32))
-    scores, indices = index.search(np.ascontiguousarray(query, dtype=np.float32), k)
-    distances = 1.0 - scores if metric == "cosine" else np.sqrt(np.maximum(scores, 0))
-    return indices, distances.astype(np.float32)
+    query, gallery = prepare_features(query, metric), prepare_features(gallery, metric)
+    index = faiss.IndexFlatL2(gallery.shape[1])
+    index.add(np.ascontiguousarray(gallery.numpy()))
+    _, indices = index.search(np.ascontiguousarray(query.numpy()), k)
+    rows = torch.arange(len(query)).repeat_interleave(k)
+    distances = paired_distance(query[rows], gallery[torch.from_numpy(indices).flatten()], metric).reshape(len(query), k)
+    return indices, distances.numpy().astype(np.float32)
 
 
 def main(args):

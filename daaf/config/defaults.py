@@ -40,7 +40,6 @@ _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "TriNetHead"
 # Number of training identities; 0 = taken from the training set when the model is built.
 _C.MODEL.HEADS.NUM_CLASSES = 0
-_C.MODEL.HEADS.POOL = "avg"
 # TriNet head: GAP -> FC MID_DIM -> BN -> ReLU -> FC EMBEDDING_DIM.
 _C.MODEL.HEADS.MID_DIM = 1024
 _C.MODEL.HEADS.EMBEDDING_DIM = 128
@@ -138,7 +137,6 @@ _C.DATASETS.LABELS_DIR = ""
 # ---------------------------------------------------------------------------------------------
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 4
-_C.DATALOADER.SAMPLER_TRAIN = "PKSampler"
 # K: images per identity in a batch (batch = P x K).
 _C.DATALOADER.NUM_INSTANCE = 4
 

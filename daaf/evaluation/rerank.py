@@ -1,6 +1,6 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) in bounded memory.
 
-Same numbers as the published algorithm (see ``daaf.evaluation.reference.re_ranking_reference``):
+Same numbers as the published algorithm (benchmarks/reference_evaluation.py, re_ranking_reference):
 distances are squared and each row divided by its maximum; k-reciprocal neighbour sets with
 k1 are expanded by the k1/2 sets of their members when those overlap by more than 2/3; the
 Gaussian-weighted set vectors V are averaged over the k2 nearest neighbours (query expansion);

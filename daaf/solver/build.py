@@ -85,21 +85,15 @@ def SGD(param_groups, cfg):
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer SOLVER.OPTIMIZER_NAME over ``model``'s trainable parameters.
-
-    Modules may expose ``optimizer_param_overrides()`` -> {name suffix: {lr/weight_decay}}
-    (used e.g. by center loss for its centres)."""
-    overrides = {}
-    for module in model.modules():
-        if hasattr(module, "optimizer_param_overrides") and module is not model:
-            overrides.update(module.optimizer_param_overrides(cfg))
+    """The optimizer SOLVER.OPTIMIZER_NAME over ``model``'s trainable parameters (biases with
+    SOLVER.BIAS_LR_FACTOR and SOLVER.WEIGHT_DECAY_BIAS). Center loss's centres are no parameters:
+    they follow their own SGD rule (SOLVER.CENTER_LR) inside the loss."""
     params = get_default_optimizer_params(
         model,
         base_lr=cfg.SOLVER.BASE_LR,
         weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
         weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-        overrides=overrides,
     )
     return get_from_registry(OPTIMIZER_REGISTRY, cfg.SOLVER.OPTIMIZER_NAME, "SOLVER.OPTIMIZER_NAME")(params, cfg)
 

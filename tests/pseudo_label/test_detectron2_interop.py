@@ -6,6 +6,8 @@ import torch
 
 from daaf.utils.events import EventStorage, get_event_storage
 
+from conftest import REPO
+
 
 def test_storage_name_scope_explicit_iteration_and_histograms():
     with EventStorage(start_iter=3) as storage:
@@ -83,7 +85,7 @@ def test_check_labels_scores_a_labeler_with_detectron2_coco_evaluator(synthetic_
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=__file__.rsplit("/tests/", 1)[0],
+        cwd=REPO,
     )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "detectron2 COCOEvaluator segm" in cli.stdout and "detectron2 COCOEvaluator keypoints" in cli.stdout

@@ -133,7 +133,9 @@ def test_re_ranking_on_gpu_matches_cpu():
 def feed(evaluator, features, pids, camids, batch=5):
     for s in range(0, len(features), batch):
         names = [f"img{i}.jpg" for i in range(s, min(s + batch, len(features)))]
-        inputs = ReIDBatch(torch.zeros(len(names), 3, 1, 1), torch.as_tensor(pids[s : s + batch]), torch.as_tensor(camids[s : s + batch]), names)
+        inputs = ReIDBatch(
+            torch.zeros(len(names), 3, 1, 1), torch.as_tensor(pids[s : s + batch]), torch.as_tensor(camids[s : s + batch]), names
+        )
         evaluator.process(inputs, torch.as_tensor(features[s : s + batch]))
 
 

@@ -8,11 +8,10 @@ import sys
 
 from daaf.utils.detectron2_zoo import DETECTRON2_INSTALL_HINT
 
-from conftest import DETECTRON2_MISSING_REASON
+from conftest import DETECTRON2_MISSING_REASON, REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDE = os.path.join(REPO, "tests", "without_detectron2.py")
-DETECTRON2_TEST_FILES = ["tests/test_detectron2_labeler.py", "tests/test_detectron2_backbone.py"]
+DETECTRON2_TEST_FILES = ["tests/pseudo_label/test_detectron2_labeler.py", "tests/modeling/test_detectron2_backbone.py"]
 
 
 def run_hidden(*argv, **env):

@@ -19,9 +19,9 @@ from daaf.config import get_cfg
 from daaf.pseudo_label import build_pseudo_labeler
 from daaf.utils.errors import UserError
 
+from conftest import REPO
 from conftest import label_file_content as file_content
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
 MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 

@@ -15,9 +15,9 @@ from daaf.solver import build_lr_scheduler
 from daaf.utils.checkpoint import DAAFCheckpointer
 
 import toy_components  # noqa: F401  (registers ToyReIDNet)
+from conftest import REPO, TESTS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_components.py")
+TOY_MODULE = os.path.join(TESTS, "toy_components.py")
 
 
 def toy_cfg(cfg, **extra):

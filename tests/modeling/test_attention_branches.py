@@ -266,38 +266,32 @@ def test_branch_predictions_start_at_the_prior_not_at_one_half():
         assert (p - 0.01).abs().max() < 0.005
 
 
-def test_heatmap_peaks_hit_keypoints_within_alpha_of_the_crop_height():
-    from daaf.analysis.branch_outputs import heatmap_peak_hits
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ({}, set()),
+        ({"MODEL.DAAF.BRANCHES": ["HAB"]}, {"masks"}),
+        ({"MODEL.DAAF.BRANCHES": ["PAB"]}, {"keypoints"}),
+        ({"MODEL.DAAF.BRANCHES": ["HAB", "PAB"]}, {"masks", "keypoints"}),
+        ({"MODEL.DAAF.BRANCHES": ["PAB"], "MODEL.DAAF.PAB.TARGET": "part_image"}, set()),  # the image is the target
+    ],
+)
+def test_the_model_says_which_batch_fields_it_trains_on(overrides, expected):
+    cfg = daaf_cfg()
+    for key, value in overrides.items():
+        cfg.merge_from_list([key, str(value)])
+    assert model_input_fields(cfg) == expected
 
-    heatmaps = torch.zeros(1, 3, 16, 8)  # 64x32 crops: 4 image pixels per heatmap pixel
-    heatmaps[0, 0, 2, 3] = heatmaps[0, 1, 10, 1] = heatmaps[0, 2, 5, 5] = 1.0  # peaks at (14, 10), (6, 42), (22, 22)
-    keypoints = torch.tensor([[[14.0, 16.0, 2], [6.0, 50.0, 2], [22.0, 22.0, 0]]])  # 6 px, 8 px away; invisible
-    hits, visible = heatmap_peak_hits(heatmaps, keypoints, (64, 32), alpha=0.1)  # within 6.4 px
-    assert hits.tolist() == [[True, False, False]] and visible.tolist() == [[True, True, False]]
-    assert heatmap_peak_hits(heatmaps, keypoints, (64, 32), alpha=0.13)[0].tolist() == [[True, True, False]]
 
+def test_a_registered_branch_that_does_not_say_what_it_reads_gets_every_person_label():
+    from daaf.data import PERSON_LABEL_FIELDS
+    from daaf.modeling import ATTENTION_BRANCH_REGISTRY
 
-def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(monkeypatch):
-    from daaf.analysis import branch_outputs
+    if "SilentBranch" not in ATTENTION_BRANCH_REGISTRY:
 
-    model = build_model(daaf_cfg("PAB"))
-    groups = model.branches["PAB"].groups
-    keypoints = torch.zeros(3, 17, 3)
-    keypoints[..., 2] = 2
-    keypoints[..., 0] = torch.tensor([6.0, 14.0, 22.0])[:, None]  # the crops' keypoints move along x
-    keypoints[..., 1] = 30.0
+        @ATTENTION_BRANCH_REGISTRY.register(name="SilentBranch")
+        class SilentBranch(torch.nn.Module):
+            def __init__(self, cfg, backbone):
+                super().__init__()
 
-    def peaks_at(xs):  # every heatmap of crop b peaks at (xs[b], 30) in image pixels
-        maps = torch.zeros(3, 17, 16, 8)
-        for b, x in enumerate(xs):
-            maps[b, :, 7, int(x // 4)] = 1.0
-        return {f"PAB g{g}": maps[:, group] for g, group in enumerate(groups)}
-
-    images = torch.zeros(3, 3, 64, 32, dtype=torch.uint8)
-    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
-    following = branch_outputs.pab_keypoint_pck(model, images, keypoints)
-    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
-    fixed = branch_outputs.pab_keypoint_pck(model, images, keypoints)
-    assert following["all"] == 1.0 and fixed["all"] == pytest.approx(1 / 3)
-    assert following["fixed_pose"] == fixed["fixed_pose"] == pytest.approx(1 / 3)  # the median pose hits the middle crop
-    assert following["spread"] > 0 and fixed["spread"] == 0
+    assert model_input_fields(daaf_cfg("SilentBranch", "HAB")) == PERSON_LABEL_FIELDS

@@ -7,7 +7,7 @@ import pytest
 from daaf.config import CfgNode, configurable, get_cfg
 from daaf.utils.errors import ConfigError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
 
 
 def write(path, text):

@@ -348,3 +348,36 @@ def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root)
     assert set(batch.masks.unique().tolist()) == {0, 255}
     (plain,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=list))
     assert isinstance(plain, list) and len(plain) == 4  # a collate that returns no ReIDBatch is left alone
+
+
+def test_the_mapper_makes_only_the_label_fields_asked_for(synthetic_root):
+    record = labelled_record(synthetic_root)[0]
+    augs = [Resize((64, 32)), RandomFlip(1.0)]
+    both = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)(record)
+    keypoints_only = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"keypoints"})(record)
+    masks_only = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"masks"})(record)
+    image_only = ReIDDatasetMapper(is_train=True, augmentations=augs)({k: v for k, v in record.items() if k != "person_label"})
+    assert set(keypoints_only) == {"image", "pid", "camid", "file_name", "keypoints", "has_label"}
+    assert set(masks_only) == {"image", "pid", "camid", "file_name", "mask", "has_label"}
+    assert set(image_only) == {"image", "pid", "camid", "file_name"}
+    assert torch.equal(keypoints_only["keypoints"], both["keypoints"]) and torch.equal(masks_only["mask"], both["mask"])
+    assert torch.equal(image_only["image"], both["image"])
+    with pytest.raises(DatasetError, match="no person label"):
+        ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"masks"})(image_only | {"file_name": record["file_name"]})
+
+
+def test_a_model_that_trains_on_no_labels_reads_no_label_file(tiny_cfg, tmp_path):
+    """PAB with part-image targets learns from the image itself: its loader needs no label file."""
+    from daaf.modeling import model_input_fields
+
+    cfg = tiny_cfg.clone()
+    cfg.MODEL.DAAF.BRANCHES = ["PAB"]
+    cfg.MODEL.DAAF.PAB.TARGET = "part_image"
+    cfg.DATASETS.LABELS_DIR = str(tmp_path / "no_labels_here")
+    batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
+    assert batch.masks is None and batch.keypoints is None
+    cfg.MODEL.DAAF.PAB.TARGET = "keypoints"
+    with pytest.raises(DatasetError, match="label file not found: .*no_labels_here"):
+        build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))
+    with pytest.raises(ConfigError, match=r"batch fields \['depth'\], which the ReID loader does not make"):
+        build_reid_train_loader(cfg, input_fields={"depth"})

@@ -25,11 +25,10 @@ from daaf.pseudo_label.runner import ensure_train_labels, label_records, pseudo_
 from daaf.utils.errors import DatasetError, UserError
 
 import toy_components  # noqa: F401  (registers ToyPersonLabeler)
+from conftest import REPO, TESTS, load_tool
 from conftest import label_file_content as file_content
-from conftest import load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOY_MODULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_components.py")
+TOY_MODULE = os.path.join(TESTS, "toy_components.py")
 
 
 def labelling_cfg(tiny_cfg, labels_dir, **extra):

@@ -13,7 +13,8 @@ from daaf.data import DATASET_REGISTRY
 from daaf.modeling import build_model
 from daaf.pseudo_label import PSEUDO_LABELER_REGISTRY
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 MODEL_CONFIGS = sorted(
     p
     for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)

@@ -18,9 +18,8 @@ from daaf.modeling import build_model
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
 
 
@@ -305,18 +304,6 @@ def test_an_unusable_output_path_is_refused_before_any_work(tool, output, expect
     assert code == 2 and err.strip().splitlines()[-1] == f"error: --output {output}: {expected}"
 
 
-def test_grad_cam_sums_the_maps_of_every_embedding_component():
-    torch.manual_seed(0)
-    activations = torch.randn(2, 3, 4, 5, requires_grad=True)
-    weights = torch.randn(3, 6)
-    targets = torch.einsum("bchw,cd->bd", activations.tanh(), weights)
-    expected = torch.zeros(2, 4, 5)
-    for d in range(6):
-        (grad,) = torch.autograd.grad(targets[:, d].sum(), activations, retain_graph=True)
-        expected += torch.einsum("bc,bchw->bhw", grad.mean(dim=(2, 3)), activations.detach()).relu()
-    torch.testing.assert_close(grad_cam(targets, activations, chunk=4), expected)
-
-
 def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
     from daaf.analysis.attention_maps import grad_cam_maps
 
@@ -563,16 +550,3 @@ def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
         faiss_idx, faiss_dist = search.top_k_faiss(query, gallery, metric, 4)
         np.testing.assert_array_equal(faiss_idx, exact_idx)
         np.testing.assert_allclose(faiss_dist, exact_dist, atol=1e-4)
-
-
-def test_attention_grid_ends_each_row_with_the_colour_key():
-    from daaf.analysis.attention_maps import draw_attention_grid
-
-    images = torch.zeros(2, 3, 160, 80, dtype=torch.uint8)  # 160 high or more: drawn at their size
-    grid = draw_attention_grid(images, {"map": torch.rand(2, 10, 5)})
-    assert grid.shape == (2 * (160 + PAD) + PAD, 3 * (80 + PAD) + PAD, 3)  # input, map, colour key
-    for row in range(2):
-        top = PAD + row * (160 + PAD)
-        key = grid[top : top + 160, PAD + 2 * (80 + PAD) :][:, :80]
-        assert key[2, 4][0] > 100 and key[2, 4][2] < 50  # red at the top: each map's maximum
-        assert key[-3, 4][2] > 100 and key[-3, 4][0] < 50  # blue at the bottom: its minimum
