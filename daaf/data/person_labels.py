@@ -1,9 +1,21 @@
-"""Person labels: the label-file format (COCO JSON, one person per ReID crop: RLE mask + 17 COCO
-keypoints), its keypoint names, skeleton and left/right flip, and attaching labels to dataset
-records.
+"""Person labels: the label-file format, its keypoint names, skeleton and left/right flip, and
+attaching labels to dataset records.
 
-The format is in shared/LABELS.md; pycocotools' ``COCO(path)`` loads these files. Pseudo-labels
-(the labelers of ``daaf.pseudo_label``) and ground truth (the synthetic persons) share it.
+One file per dataset split (``<labels dir>/<Dataset>_{train,query,gallery}.json``), COCO JSON, so
+pycocotools' ``COCO(path)`` loads it; pseudo-labels (the labelers of ``daaf.pseudo_label``) and
+ground truth (the synthetic persons) share it::
+
+    {"info": {"labeler", "labeler_config", "weights", "daaf_version", "dataset", "created"},
+     "categories": [{"id": 1, "name": "person", "keypoints": [17 COCO names], "skeleton": [...]}],
+     "images": [{"id", "file_name" (relative to the dataset's own folder), "height", "width"}],
+     "annotations": [{"id", "image_id", "category_id": 1, "iscrowd": 0, "bbox": [x, y, w, h],
+                      "area", "score", "segmentation": {"size": [h, w], "counts": compressed RLE},
+                      "keypoints": [x1, y1, v1, ... x17, y17, v17], "keypoint_scores": [17]}]}
+
+Coordinates are in the crop's own pixels. v = 2 for a keypoint whose score passes the labeler's
+threshold, else 0; ground truth uses 2 visible, 1 occluded but known, 0 outside the crop. At most
+one annotation per image (THE person of the crop); an image the labeler found nobody in is listed
+in "images" without one. Files are written atomically.
 """
 
 import json

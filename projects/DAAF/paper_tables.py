@@ -10,7 +10,7 @@ test checks every config against its row:
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-SEE_PAPER = None  # numbers the paper prints only in its figure-tables, not in REFERENCE.md's extract
+SEE_PAPER = None  # numbers of the paper's Tables 5 and 7, not copied here yet
 
 
 @dataclass(frozen=True)
