@@ -25,12 +25,10 @@ def throughput(cfg, input_fields, batches: int, plain: bool = False) -> float:
     if plain:
         loader = DataLoader(
             loader.dataset,
-            batch_size=loader.batch_size,
-            sampler=loader.sampler,
+            batch_sampler=loader.batch_sampler,
             num_workers=loader.num_workers,
             collate_fn=collate_reid_batch,
             worker_init_fn=loader.worker_init_fn,
-            drop_last=True,
         )
     iterator = iter(loader)
     for _ in range(5):  # worker start-up

@@ -12,7 +12,7 @@ import time
 
 
 from daaf.data.datasets import resolve_datasets_root
-from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from daaf.data.synthetic import SyntheticConfig, generate_synthetic_dataset, synthetic_dataset_complete
 from daaf.utils.logger import setup_logger
 
 
@@ -27,13 +27,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     root = resolve_datasets_root(args.root)
     target = os.path.join(root, "SyntheticPersons")
-    if os.path.isdir(target) and not args.force:
-        print(f"{target} exists; use --force to regenerate it")
+    labels_dir = args.labels_dir or None
+    if synthetic_dataset_complete(root, labels_dir) and not args.force:
+        print(f"{target} exists with its labels; use --force to regenerate it")
         return 0
+    if os.path.isdir(target):
+        print(f"{target} has no labels of its own generation (a run was killed mid-way?): drawing it again")
     setup_logger(name="daaf")
     config = SyntheticConfig(**{k: getattr(args, k) for k in vars(defaults)})
     start = time.perf_counter()
-    counts = generate_synthetic_dataset(root, config, labels_dir=args.labels_dir or None)
+    counts = generate_synthetic_dataset(root, config, labels_dir=labels_dir)
     print(f"Wrote {sum(counts.values())} images to {target} in {time.perf_counter() - start:.1f}s: {counts}")
     return 0
 

@@ -1,6 +1,8 @@
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -23,6 +25,8 @@ DETECTRON2_MISSING_REASON = "detectron2 is not installed (optional; bash tools/i
 
 
 def pytest_configure(config):
+    # what the project caches (image checks, ...) goes to a folder of this run, not the user's home
+    os.environ.setdefault("DAAF_CACHE_DIR", tempfile.mkdtemp(prefix="daaf-test-cache-"))
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # one thread per worker, for the worker and the processes its tests start: with 2 workers
         # on 2 cores, more threads only oversubscribe the cores
@@ -148,6 +152,26 @@ def make_batch(images, pids=None, **label_fields):
     return ReIDBatch(images=images, pids=pids, camids=torch.zeros(b, dtype=torch.int64), file_names=[""] * b, **label_fields)
 
 
+def child_pids(pid):
+    """The processes ``pid`` started (Linux /proc)."""
+    import glob
+
+    children = set()
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        with open(task) as f:
+            children |= {int(c) for c in f.read().split()}
+    return children
+
+
+def is_running(pid):
+    """False once ``pid`` is gone or a zombie (nobody may reap it in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def load_tool(name, folder="tools"):
     """A script of ``folder`` (tools/, projects/DAAF/analysis/, ...) as a module, to call its
     ``main`` in this process."""
@@ -157,6 +181,78 @@ def load_tool(name, folder="tools"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_tool(name, *argv, folder="tools"):
+    tool = load_tool(name, folder)
+    return tool.main(tool.parser().parse_args(list(argv)))
+
+
+def run_tool_reporting_errors(capsys, name, *argv):
+    """A tool's main in this process as its command line runs it: (exit code, stderr)."""
+    from daaf.engine import run_reporting_user_errors
+
+    tool = load_tool(name)
+    try:
+        code = run_reporting_user_errors(tool.main, tool.parser().parse_args(list(argv))) or 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def run_cli(name, *argv):
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{name}.py"), *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, synthetic_root):
+    """A DAAF config file + its checkpoint, and the base config file (no branches)."""
+    import torch
+
+    from daaf.config import get_cfg
+    from daaf.data import get_dataset
+    from daaf.modeling import build_model
+    from daaf.utils.checkpoint import DAAFCheckpointer
+
+    folder = tmp_path_factory.mktemp("trained")
+    cfg = get_cfg()
+    cfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.BACKBONE.DEPTH",
+            "18",
+            "MODEL.BACKBONE.PRETRAIN",
+            "False",
+            "MODEL.HEADS.MID_DIM",
+            "64",
+            "MODEL.HEADS.EMBEDDING_DIM",
+            "16",
+            "INPUT.SIZE_TEST",
+            "[64, 32]",
+            "INPUT.SIZE_TRAIN",
+            "[64, 32]",
+            "DATASETS.ROOT",
+            synthetic_root,
+            "DATASETS.TEST",
+            "('SyntheticPersons',)",
+            "TEST.IMS_PER_BATCH",
+            "8",
+        ]
+    )
+    base_cfg = cfg.clone()
+    cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    weights = str(folder / "model_final.pth")
+    DAAFCheckpointer(model, str(folder)).save("model_final")
+    paths = {}
+    for name, c in (("daaf", cfg), ("base", base_cfg)):
+        paths[name] = str(folder / f"{name}.yaml")
+        with open(paths[name], "w") as f:
+            f.write(c.dump())
+    query = sorted(r["file_name"] for r in get_dataset("SyntheticPersons", synthetic_root).query)
+    return {"cfg": cfg, "base_cfg": base_cfg, "model": model, "weights": weights, "query": query, **paths}
 
 
 def label_file_content(path):

@@ -4,8 +4,10 @@ loses its training-only branches), to ONNX (dynamic batch; input "images" (B, 3,
 0-255 at INPUT.SIZE_TEST, output "features") and TorchScript; with --format detectron2, a detectron2
 backbone's weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it).
 export.json records the preprocessing and the test-time augmentation (flip, 5 crops) the evaluation
-uses, which the exported network does not do: average its features over them yourself. Each file is checked against PyTorch
-on a batch of another size than the export's (max abs difference <= --tolerance, else exit 1).
+uses, which the exported network does not do: average its features over them yourself. Each file is
+checked against PyTorch on a batch of another size than the export's (max abs difference <=
+--tolerance, else exit 1). The export is written to a folder beside --output that then replaces it
+as a whole: a killed export leaves the old folder as it was, never a mix.
 
     python tools/export_model.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
         --output exported/ MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
@@ -17,6 +19,7 @@ import sys
 
 from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
 from daaf.engine.export import (
+    ONNX_OPSETS,
     ExportableReID,
     detectron2_max_abs_diff,
     example_images,
@@ -27,7 +30,8 @@ from daaf.engine.export import (
     torchscript_max_abs_diff,
 )
 from daaf.modeling import count_parameters
-from daaf.utils.file_io import atomic_write
+from daaf.utils.errors import UserError
+from daaf.utils.file_io import replaced_folder
 
 # format -> (file name, export(model, path, height, width, opset), check(path, model, images))
 EXPORTERS = {
@@ -36,9 +40,25 @@ EXPORTERS = {
     # the backbone alone, for detectron2's DetectionCheckpointer (MODEL.BACKBONE.NAME build_detectron2_backbone)
     "detectron2": ("backbone_detectron2.pth", lambda m, p, h, w, opset: export_detectron2_backbone(m, p), detectron2_max_abs_diff),
 }
+EXPORT_FILES = {name for name, _, _ in EXPORTERS.values()} | {"export.json"}
+
+
+def check_arguments(args) -> None:
+    """One-line UserErrors for --output and --opset, before any work."""
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UserError(f"--output {args.output}: is a file; give a folder (it is replaced by the export as a whole)")
+    if os.path.isdir(args.output):
+        foreign = sorted(set(os.listdir(args.output)) - EXPORT_FILES)
+        if foreign:
+            raise UserError(
+                f"--output {args.output}: holds files an export does not write ({', '.join(foreign[:3])}); give a new folder or an earlier export's"
+            )
+    if "onnx" in args.format and not ONNX_OPSETS[0] <= args.opset <= ONNX_OPSETS[1]:
+        raise UserError(f"--opset {args.opset}: the ONNX exporter writes opsets {ONNX_OPSETS[0]} to {ONNX_OPSETS[1]}")
 
 
 def main(args):
+    check_arguments(args)
     cfg = inference_config(args.config_file, args.opts)
     model = ExportableReID(load_inference_model(cfg))
     height, width = cfg.INPUT.SIZE_TEST
@@ -70,25 +90,26 @@ def main(args):
             "network computes one image's features (see export.json)"
         )
     failed = []
-    for fmt in args.format:
-        name, export, difference = EXPORTERS[fmt]
-        path = os.path.join(args.output, name)
-        export(model, path, height, width, args.opset)
-        entry = {"path": path}
-        if not args.no_check:
-            entry["max_abs_diff"] = difference(path, model, check_batch)
-            ok = entry["max_abs_diff"] <= args.tolerance
-            print(
-                f"{fmt:<12} {path}: max |exported - PyTorch| = {entry['max_abs_diff']:.2e} on a batch of 3 "
-                f"({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})"
-            )
-            if not ok:
-                failed.append(fmt)
-        else:
-            print(f"{fmt:<12} {path} (not checked)")
-        report["files"][fmt] = entry
-    with atomic_write(os.path.join(args.output, "export.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    with replaced_folder(args.output) as folder:  # a killed export leaves the old folder as it was
+        for fmt in args.format:
+            name, export, difference = EXPORTERS[fmt]
+            written = os.path.join(folder, name)
+            export(model, written, height, width, args.opset)
+            entry = {"path": os.path.join(args.output, name)}
+            if not args.no_check:
+                entry["max_abs_diff"] = difference(written, model, check_batch)
+                ok = entry["max_abs_diff"] <= args.tolerance
+                print(
+                    f"{fmt:<12} {entry['path']}: max |exported - PyTorch| = {entry['max_abs_diff']:.2e} on a batch of 3 "
+                    f"({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})"
+                )
+                if not ok:
+                    failed.append(fmt)
+            else:
+                print(f"{fmt:<12} {entry['path']} (not checked)")
+            report["files"][fmt] = entry
+        with open(os.path.join(folder, "export.json"), "w") as f:
+            json.dump(report, f, indent=2)
     if failed:
         print(f"error: the exported {', '.join(failed)} model differs from PyTorch beyond --tolerance", file=sys.stderr)
         return 1

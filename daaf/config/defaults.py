@@ -20,6 +20,11 @@ _C.MODEL.META_ARCHITECTURE = "ReIDNetwork"
 _C.MODEL.DEVICE = "cuda"
 # Checkpoint (path or URL) loaded when not resuming. Empty: backbone init from MODEL.BACKBONE.
 _C.MODEL.WEIGHTS = ""
+# Checkpoints (MODEL.WEIGHTS, OUTPUT_DIR/last_checkpoint) are read without unpickling code
+# (torch.load weights_only): tensors, numbers, strings and containers only, all that DAAF-ReID's own
+# checkpoints hold. True allows any pickle, which can run code hidden in the file: only for files
+# you trust (e.g. a checkpoint of another toolbox that stores its config as an object).
+_C.MODEL.TRUSTED_WEIGHTS = False
 _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
 
@@ -137,6 +142,11 @@ _C.DATASETS.LABELS_DIR = ""
 # ---------------------------------------------------------------------------------------------
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 4
+# Before training, check that every training image is whole (its header and end; cached per file
+# list), and stop with one line listing those that are not; or, with SKIP_BAD_IMAGES, drop them
+# with a warning.
+_C.DATALOADER.CHECK_IMAGES = True
+_C.DATALOADER.SKIP_BAD_IMAGES = False
 # K: images per identity in a batch (batch = P x K).
 _C.DATALOADER.NUM_INSTANCE = 4
 

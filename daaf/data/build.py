@@ -1,22 +1,31 @@
 """Training and test data loaders built from the config."""
 
+import ctypes
 import functools
 import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
 from typing import List, Sequence
 
+import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from daaf.config import configurable
 from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
-from daaf.utils.errors import ConfigError, DatasetError
+from daaf.utils.errors import ConfigError, DatasetError, UserError
 
 from . import transfer
 from .batch import PERSON_LABEL_FIELDS, collate_reid_batch
 from .datasets import get_dataset, register_custom_datasets
+from .image_check import drop_or_refuse_bad_images
 from .mapper import ReIDDatasetMapper
 from .person_labels import attach_labels, label_file_path, resolve_labels_dir
-from .samplers import InferenceSampler, PKSampler
+from .samplers import InferenceSampler, PKSampler, SeededBatchSampler
 
 __all__ = ["MappedDataset", "ReIDDataLoader", "get_train_records", "build_reid_train_loader", "build_reid_test_loader"]
 
@@ -24,7 +33,11 @@ logger = logging.getLogger(__name__)
 
 
 class MappedDataset(Dataset):
-    """A list of records mapped one at a time by ``mapper``. ``num_classes``: training identities."""
+    """A list of records mapped one at a time by ``mapper``. ``num_classes``: training identities.
+
+    An item is an index, or an (index, seed) pair (:class:`SeededBatchSampler`): then NumPy's and
+    Python's global RNGs, which the augmentations draw from, are seeded with it first.
+    """
 
     def __init__(self, records: List[dict], mapper):
         self.records = records
@@ -34,8 +47,44 @@ class MappedDataset(Dataset):
     def __len__(self):
         return len(self.records)
 
-    def __getitem__(self, index):
-        return self.mapper(self.records[index])
+    def __getitem__(self, item):
+        if isinstance(item, tuple):
+            item, seed = item
+            np.random.seed(seed)
+            random.seed(seed)
+        return self.mapper(self.records[item])
+
+
+def exit_with_parent() -> None:
+    """Make this process (a loader worker) end when its parent dies, even while it is blocked
+    writing a batch to a pipe nobody reads (torch's own watchdog runs only between batches): on
+    Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG), elsewhere a thread watches the parent."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class _WorkerInit:
+    """A loader worker's start: :func:`exit_with_parent`, then the caller's ``worker_init_fn``."""
+
+    def __init__(self, worker_init_fn=None):
+        self.worker_init_fn = worker_init_fn
+
+    def __call__(self, worker_id: int) -> None:
+        exit_with_parent()
+        if self.worker_init_fn is not None:
+            self.worker_init_fn(worker_id)
 
 
 class _EncodeInWorkers:
@@ -54,14 +103,29 @@ class ReIDDataLoader(DataLoader):
     """A torch DataLoader (same arguments; ``collate_fn`` defaults to :func:`collate_reid_batch`)
     whose workers send batches in a cheaper form (:mod:`daaf.data.transfer`) that the main process
     turns back: it yields exactly the batches of a plain DataLoader, faster (per batch of 64 at
-    256x128 about 0.6 ms per small tensor and 1.8 MB of mask copies; benchmarks/bench_loader.py)."""
+    256x128 about 0.6 ms per small tensor and 1.8 MB of mask copies; benchmarks/bench_loader.py).
+    Its workers end when the process that started them dies (:func:`exit_with_parent`)."""
 
-    def __init__(self, dataset, *, collate_fn=collate_reid_batch, **kwargs):
-        super().__init__(dataset, collate_fn=_EncodeInWorkers(collate_fn), **kwargs)
+    def __init__(self, dataset, *, collate_fn=collate_reid_batch, worker_init_fn=None, **kwargs):
+        super().__init__(dataset, collate_fn=_EncodeInWorkers(collate_fn), worker_init_fn=_WorkerInit(worker_init_fn), **kwargs)
 
     def __iter__(self):
-        for batch in super().__iter__():
-            yield transfer.decode(batch)
+        try:
+            for batch in super().__iter__():
+                yield transfer.decode(batch)
+        except UserError as e:
+            raise _from_worker(e) from None
+
+
+def _from_worker(error: UserError) -> UserError:
+    """A UserError raised in a loader worker as its one line: torch re-raises it in the main
+    process with the worker's whole traceback as its message."""
+    text = str(error)
+    if "DataLoader worker process" not in text:
+        return error
+    last = text.strip().splitlines()[-1]
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    return type(error)(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
 def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: str = None) -> List[dict]:
@@ -110,6 +174,8 @@ def _train_loader_from_config(cfg, mapper=None, input_fields=()):
     label_fields = _label_fields(input_fields)
     labels_dir = resolve_labels_dir(cfg) if label_fields else None
     records = get_train_records(cfg.DATASETS.TRAIN, cfg.DATASETS.ROOT, labels_dir)
+    if cfg.DATALOADER.CHECK_IMAGES:
+        records = drop_or_refuse_bad_images(records, skip=cfg.DATALOADER.SKIP_BAD_IMAGES)
     return {
         "records": records,
         "mapper": mapper or ReIDDatasetMapper(cfg, is_train=True, label_fields=label_fields),
@@ -124,31 +190,45 @@ def _train_loader_from_config(cfg, mapper=None, input_fields=()):
 def build_reid_train_loader(
     *, records, mapper, total_batch_size: int, num_instances: int, num_workers: int = 0, seed=None
 ) -> ReIDDataLoader:
-    """Infinite P x K training loader of this process's share (total_batch_size / world size).
+    """Infinite P x K training loader of this process's share (total_batch_size / world size),
+    resumable at any batch (its ``batch_sampler``, a :class:`SeededBatchSampler`).
 
     From a config: ``build_reid_train_loader(cfg, input_fields=...)``, where ``input_fields`` are
     the batch fields the model trains on beyond images and pids (``daaf.modeling.model_input_fields``;
     e.g. {"masks", "keypoints"} for HAB + PAB), which the loader then reads from the label files.
     Returns a DataLoader of ReIDBatch whose ``dataset.num_classes`` is the number of identities.
     """
-    world_size = comm.get_world_size()
     sampler = PKSampler([r["pid"] for r in records], total_batch_size, num_instances, seed=seed)
     base_seed = int(sampler.seed) + 7919 * comm.get_rank()
     return ReIDDataLoader(
         MappedDataset(records, mapper),
-        batch_size=total_batch_size // world_size,
-        sampler=sampler,
+        batch_sampler=SeededBatchSampler(sampler),
         num_workers=num_workers,
-        drop_last=True,
         persistent_workers=num_workers > 0,
         worker_init_fn=functools.partial(_worker_init_fn, base_seed=base_seed) if num_workers > 0 else None,
     )
 
 
+def check_evaluable(name: str, query: List[dict], gallery: List[dict]) -> None:
+    """DatasetError naming the test set unless it has queries, a gallery and at least one query
+    with a true match under the protocol (the same identity seen by another camera)."""
+    if not query or not gallery:
+        raise DatasetError(f"{name}: {len(query)} queries and {len(gallery)} gallery images; an evaluation needs both")
+    cameras = {}
+    for g in gallery:
+        cameras.setdefault(g["pid"], set()).add(g["camid"])
+    if not any(cameras.get(q["pid"], set()) - {q["camid"]} for q in query):
+        raise DatasetError(
+            f"{name}: none of its {len(query)} queries has a true match in the gallery (its identity seen by another camera); nothing to evaluate"
+        )
+
+
 def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int = None, num_workers: int = None):
-    """Loader over query + gallery of ``dataset_name`` (this process's shard) and the query count."""
+    """Loader over query + gallery of ``dataset_name`` (this process's shard) and the query count.
+    A DatasetError, before any inference, when no query has a true match the protocol counts."""
     register_custom_datasets(cfg.DATASETS.CUSTOM)
     dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
+    check_evaluable(dataset_name, dataset.query, dataset.gallery)
     records = [dict(r) for r in dataset.query + dataset.gallery]
     mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
     loader = ReIDDataLoader(

@@ -1,5 +1,7 @@
-"""Samplers: the infinite P x K identity sampler for training, the sharded inference sampler."""
+"""Samplers: the infinite P x K identity sampler for training, the batch sampler that makes a
+training stream resumable at any batch, and the sharded inference sampler."""
 
+import itertools
 from collections import defaultdict
 from typing import Iterator, List, Optional, Sequence
 
@@ -9,7 +11,7 @@ from torch.utils.data import Sampler
 from daaf.utils import comm
 from daaf.utils.errors import ConfigError
 
-__all__ = ["PKSampler", "InferenceSampler"]
+__all__ = ["PKSampler", "SeededBatchSampler", "InferenceSampler"]
 
 
 class PKSampler(Sampler):
@@ -22,8 +24,12 @@ class PKSampler(Sampler):
     ``batch_size`` is split into contiguous per-rank parts of ``batch_size / world_size``, so the
     ranks never see the same chunk. Deterministic from ``seed`` (shared by all ranks).
 
-    Yields the indices of THIS rank; use it with ``batch_size = batch_size // world_size``.
+    Yields the indices of THIS rank; use it with ``batch_size = batch_size // world_size``. With
+    ``start_batch`` s the stream starts at global batch s: it is what the stream from batch 0
+    yields after its first s batches (a resumed run goes on where the interrupted one was).
     """
+
+    start_batch = 0
 
     def __init__(
         self, pids: Sequence[int], batch_size: int, num_instances: int, seed: Optional[int] = None, rank: int = None, world_size: int = None
@@ -56,9 +62,17 @@ class PKSampler(Sampler):
             )
         self.seed = int(comm.shared_random_seed() if seed is None else seed)
 
+    @property
+    def local_batch_size(self) -> int:
+        """Indices per batch of this rank."""
+        return self.local_pids_per_batch * self.num_instances
+
     def __iter__(self) -> Iterator[int]:
         start = self.rank * self.local_pids_per_batch
-        for global_batch in self._infinite_global_batches():
+        global_batches = self._infinite_global_batches()
+        for _ in range(self.start_batch):
+            next(global_batches)
+        for global_batch in global_batches:
             for chunk in global_batch[start : start + self.local_pids_per_batch]:
                 yield from chunk
 
@@ -81,6 +95,39 @@ class PKSampler(Sampler):
             batch_pids = [available[i] for i in chosen]
             yield [chunks[pid].pop(0) for pid in batch_pids]
             available = [pid for pid in available if chunks[pid]]
+
+
+class SeededBatchSampler(Sampler):
+    """Batches of a :class:`PKSampler`'s indices, each index paired with a seed for its random
+    augmentation: ``[(index, seed), ...]`` (``MappedDataset`` seeds NumPy's and Python's RNGs with
+    it before mapping the item). A seed depends only on (sampler seed, rank, batch number, position
+    in the batch), so an item is augmented the same whichever loader worker maps it, and a stream
+    resumed at batch s (:meth:`resume`) is exactly the uninterrupted stream from batch s on: with
+    the model, optimizer and scheduler restored, a resumed run ends where an uninterrupted one does.
+    """
+
+    def __init__(self, sampler: PKSampler):
+        self.sampler = sampler
+        self.batch_size = sampler.local_batch_size
+
+    @property
+    def seed(self) -> int:
+        return self.sampler.seed
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the stream's seed (drawn at random when SEED < 0)."""
+        return {"seed": int(self.sampler.seed)}
+
+    def resume(self, state: dict, start_batch: int) -> None:
+        """Go on at batch ``start_batch`` of the stream ``state`` (a :meth:`state_dict`) names."""
+        self.sampler.seed = int(state["seed"])
+        self.sampler.start_batch = int(start_batch)
+
+    def __iter__(self) -> Iterator[List[tuple]]:
+        indices = iter(self.sampler)
+        for batch in itertools.count(self.sampler.start_batch):
+            seeds = np.random.SeedSequence([self.sampler.seed, self.sampler.rank, batch]).generate_state(self.batch_size)
+            yield [(next(indices), int(seed)) for seed in seeds]
 
 
 class InferenceSampler(Sampler):

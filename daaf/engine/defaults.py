@@ -17,7 +17,7 @@ from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.env import collect_env_info, seed_all_rng
 from daaf.utils.errors import ConfigError, UserError
 from daaf.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
-from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files, truncate_json_lines
+from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files, truncate_json_lines, writable_folder
 from daaf.utils.logger import setup_logger
 
 from . import hooks
@@ -33,7 +33,7 @@ def default_setup(cfg: CfgNode, args) -> None:
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
-        PathManager.mkdirs(output_dir)
+        writable_folder(output_dir, "OUTPUT_DIR")
     comm.synchronize()
     setup_logger(output_dir, distributed_rank=rank, name="daaf")
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")
@@ -113,7 +113,7 @@ class DefaultTrainer(TrainerBase):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer, grad_clipper=self.build_grad_clipper(cfg))
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DAAFCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = DAAFCheckpointer(model, cfg.OUTPUT_DIR, trusted=cfg.MODEL.TRUSTED_WEIGHTS, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -140,7 +140,7 @@ class DefaultTrainer(TrainerBase):
         when there is one) or else MODEL.WEIGHTS, exactly (:meth:`DAAFCheckpointer.load_exactly`): a
         checkpoint of another architecture is a one-line error, not a meaningless evaluation.
         Returns the path loaded."""
-        checkpointer = DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        checkpointer = DAAFCheckpointer(model, save_dir=cfg.OUTPUT_DIR, trusted=cfg.MODEL.TRUSTED_WEIGHTS)
         path = checkpointer.get_checkpoint_file() if resume and checkpointer.has_checkpoint() else cfg.MODEL.WEIGHTS
         if not path:
             raise UserError(
@@ -156,9 +156,6 @@ class DefaultTrainer(TrainerBase):
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
         if cfg.TEST.PRECISE_BN.ENABLED:
             ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER))
-        if comm.is_main_process():
-            max_to_keep = cfg.SOLVER.MAX_TO_KEEP if cfg.SOLVER.MAX_TO_KEEP > 0 else None
-            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_to_keep=max_to_keep))
 
         def test_and_save_results():
             self._last_eval_results = self.test(self.cfg, self.model)
@@ -167,7 +164,12 @@ class DefaultTrainer(TrainerBase):
         if cfg.DATASETS.TEST:
             ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
         if comm.is_main_process():
+            # the metrics line of an iteration is written before its checkpoint: a run killed
+            # between the two resumes from an earlier checkpoint and writes that line again, where
+            # the other order would lose it (metrics.json keeps one line per iteration)
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.LOG_PERIOD))
+            max_to_keep = cfg.SOLVER.MAX_TO_KEEP if cfg.SOLVER.MAX_TO_KEEP > 0 else None
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, max_to_keep=max_to_keep))
         return ret
 
     def build_writers(self) -> list:
@@ -197,11 +199,22 @@ class DefaultTrainer(TrainerBase):
     def state_dict(self):
         ret = super().state_dict()
         ret["_trainer"] = self._trainer.state_dict()
+        batch_sampler = getattr(self.data_loader, "batch_sampler", None)
+        if hasattr(batch_sampler, "state_dict"):
+            ret["data"] = batch_sampler.state_dict()
         return ret
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         self._trainer.load_state_dict(state_dict["_trainer"])
+        # the data stream goes on after the batches the checkpoint's iterations trained on
+        batch_sampler = getattr(self.data_loader, "batch_sampler", None)
+        logger = logging.getLogger(__name__)
+        if hasattr(batch_sampler, "resume") and "data" in state_dict:
+            batch_sampler.resume(state_dict["data"], start_batch=self.iter + 1)
+            logger.info(f"Data stream resumed at batch {self.iter + 1} (seed {state_dict['data']['seed']})")
+        else:
+            logger.warning("The data stream starts over: the checkpoint or the training loader keeps no stream position")
 
     # ---- delegation so hooks can use trainer.model / trainer.optimizer ----
     @property

@@ -11,6 +11,7 @@ from daaf.utils.errors import UserError
 from daaf.utils.file_io import atomic_write
 
 __all__ = [
+    "ONNX_OPSETS",
     "ExportableReID",
     "detectron2_max_abs_diff",
     "example_images",
@@ -20,6 +21,19 @@ __all__ = [
     "onnx_max_abs_diff",
     "torchscript_max_abs_diff",
 ]
+
+
+def _onnx_opsets():
+    try:
+        from torch.onnx import _constants
+
+        return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except (ImportError, AttributeError):  # private constants of torch.onnx
+        return 7, 17
+
+
+# The opsets torch's TorchScript-based ONNX exporter writes.
+ONNX_OPSETS = _onnx_opsets()
 
 
 class ExportableReID(nn.Module):

@@ -239,7 +239,13 @@ class PreciseBN(HookBase):
     def update_stats(self):
         if self._disabled:
             return
-        if self._data_iter is None:
+        batch_sampler = getattr(self._data_loader, "batch_sampler", None)
+        training_stream = getattr(getattr(self.trainer, "data_loader", None), "batch_sampler", None)
+        if hasattr(batch_sampler, "resume") and hasattr(training_stream, "state_dict"):
+            # the batches the training stream has at this iteration: the same after a resume
+            batch_sampler.resume(training_stream.state_dict(), start_batch=self.trainer.iter + 1)
+            self._data_iter = iter(self._data_loader)
+        elif self._data_iter is None:
             self._data_iter = iter(self._data_loader)
 
         def data_loader():

@@ -27,7 +27,7 @@ def load_inference_model(cfg, keep_branches: bool = False) -> torch.nn.Module:
     model = build_model(cfg)
     if not keep_branches:
         model = strip_branches(model)
-    DAAFCheckpointer(model).load_exactly(weights)
+    DAAFCheckpointer(model, trusted=cfg.MODEL.TRUSTED_WEIGHTS).load_exactly(weights)
     return model.eval()
 
 

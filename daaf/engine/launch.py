@@ -8,6 +8,7 @@ is initialised from the environment and ``main_func`` runs in the current proces
 import functools
 import logging
 import os
+import signal
 import socket
 import sys
 from datetime import timedelta
@@ -130,7 +131,9 @@ def run_reporting_user_errors(main_func, *args):
 def launch_cli(main_func, args) -> int:
     """``launch`` for command-line tools: the parsed detectron2-style ``args`` choose the
     processes; a :class:`UserError` in any process is printed as one ``error: ...`` line and the
-    exit code is 2 (no traceback). Returns the exit code."""
+    exit code is 2 (no traceback). A process that dies otherwise (a signal, a crash) is named in
+    one line with its rank and signal or exit code; the others are stopped, and the exit code is
+    128 + the signal's number (as a shell reports it) or the process's own. Returns the exit code."""
     try:
         launch(
             functools.partial(run_reporting_user_errors, main_func),
@@ -143,5 +146,15 @@ def launch_cli(main_func, args) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     except mp.ProcessExitedException as e:
+        rank = args.machine_rank * args.num_gpus + e.error_index
+        if e.signal_name:
+            print(
+                f"error: rank {rank} (pid {e.error_pid}) was killed by {e.signal_name}; the other processes were stopped", file=sys.stderr
+            )
+            return 128 + int(getattr(signal, e.signal_name, signal.SIGTERM))
+        if e.exit_code != 2:  # 2: the process printed its own error line
+            print(
+                f"error: rank {rank} (pid {e.error_pid}) exited with code {e.exit_code}; the other processes were stopped", file=sys.stderr
+            )
         return int(e.exit_code or 1)
     return 0

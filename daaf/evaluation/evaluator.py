@@ -12,6 +12,7 @@ import torch
 from daaf.config import configurable
 from daaf.data.batch import ReIDBatch
 from daaf.utils import comm
+from daaf.utils.errors import UserError
 from daaf.utils.file_io import PathManager, atomic_write
 
 from .distance import compute_distance_chunks
@@ -134,7 +135,7 @@ class ReIDEvaluator(DatasetEvaluator):
         features, pids, camids, names = gathered
         q = self.num_query
         if not 0 < q < len(features):
-            raise ValueError(f"{self.dataset_name}: {q} queries among {len(features)} items: need queries and a gallery")
+            raise UserError(f"{self.dataset_name}: {q} queries among {len(features)} items: an evaluation needs queries and a gallery")
         qf, gf = features[:q], features[q:]
         q_pids, g_pids, q_camids, g_camids = pids[:q], pids[q:], camids[:q], camids[q:]
         acc = RankAccumulator(self.max_rank)

@@ -26,6 +26,17 @@ def load_ranks(path: str) -> Dict[str, np.ndarray]:
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise UserError(f"{path}: lacks {missing}; re-run the evaluation with TEST.SAVE_RANKS True")
+    num_query, num_gallery = len(data["query_files"]), len(data["gallery_files"])
+    expected = {"indices": (num_query, None), "distances": data["indices"].shape, "query_ap": (num_query,)}
+    expected.update({k: (num_query,) for k in ("query_pids", "query_camids")})
+    expected.update({k: (num_gallery,) for k in ("gallery_pids", "gallery_camids")})
+    for key, shape in expected.items():
+        got = data[key].shape
+        if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
+            want = "x".join("K" if s is None else str(s) for s in shape)
+            raise UserError(f"{path}: {key} has shape {got}, expected ({want}) for {num_query} queries and {num_gallery} gallery images")
+    if data["indices"].size and not (0 <= data["indices"].min() and data["indices"].max() < num_gallery):
+        raise UserError(f"{path}: indices point outside the {num_gallery} gallery images")
     return data
 
 

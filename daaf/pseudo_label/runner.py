@@ -325,7 +325,11 @@ def ensure_train_labels(cfg, config_file: str = "", opts: Sequence[str] = ()) ->
     """Before training a model that trains on person labels (DAAF): generate missing training label
     files with PSEUDO_LABEL.NAME (PSEUDO_LABEL.AUTO), or stop with one line naming the command that
     makes them: the training command's ``config_file`` and KEY VALUE ``opts`` with --pseudo-label,
-    so the labels land where this config reads them."""
+    so the labels land where this config reads them. A missing dataset folder is named first: labels
+    are made of the images."""
+    register_custom_datasets(cfg.DATASETS.CUSTOM)
+    for name in cfg.DATASETS.TRAIN:
+        get_dataset(name, cfg.DATASETS.ROOT, log=False)
     labels_dir = resolve_labels_dir(cfg)
     missing = [n for n in cfg.DATASETS.TRAIN if not PathManager.isfile(label_file_path(labels_dir, n, "train"))]
     if not missing:

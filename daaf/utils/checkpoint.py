@@ -2,6 +2,8 @@
 
 import logging
 import os
+import pickle
+import re
 
 import torch
 from fvcore.common.checkpoint import Checkpointer, PeriodicCheckpointer
@@ -22,12 +24,15 @@ class DAAFCheckpointer(Checkpointer):
 
     Every file is written to a temporary name beside its target and renamed into place, so a
     process killed at any moment never leaves a truncated ``model_*.pth`` or ``last_checkpoint``.
-    Loading a missing or unreadable file raises :class:`UserError` naming it. Missing, unexpected
-    and shape-mismatched parameters are logged by fvcore.
+    Files are read with ``torch.load(weights_only=True)``: a file that would build other objects
+    (and could run code while unpickled) is refused in one line, unless ``trusted``
+    (MODEL.TRUSTED_WEIGHTS). Loading a missing or unreadable file raises :class:`UserError` naming
+    it. Missing, unexpected and shape-mismatched parameters are logged by fvcore.
     """
 
-    def __init__(self, model, save_dir: str = "", *, save_to_disk: bool = True, **checkpointables):
+    def __init__(self, model, save_dir: str = "", *, save_to_disk: bool = True, trusted: bool = False, **checkpointables):
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.trusted = trusted
         self.path_manager = PathManager
         self.logger = logging.getLogger("daaf.checkpoint")
 
@@ -87,7 +92,16 @@ class DAAFCheckpointer(Checkpointer):
 
     def _load_file(self, filename: str):
         try:
-            loaded = torch.load(filename, map_location=torch.device("cpu"), weights_only=False)
+            loaded = torch.load(filename, map_location=torch.device("cpu"), weights_only=not self.trusted)
+        except pickle.UnpicklingError as e:
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+            if found is None:  # not a pickle at all, or a broken one
+                raise UserError(f"cannot read checkpoint {filename}: not a PyTorch checkpoint (or a damaged one)") from None
+            what = f"would build {found.group(1)}"
+            raise UserError(
+                f"{filename}: refused to load: unpickling it {what}, and a file that asks for that can run code; "
+                "if you trust the file, set MODEL.TRUSTED_WEIGHTS True"
+            ) from None
         except Exception as e:  # torch raises many types for corrupt files
             raise UserError(f"cannot read checkpoint {filename}: {type(e).__name__}: {e}".splitlines()[0]) from None
         if isinstance(loaded, dict) and "model" in loaded:

@@ -122,6 +122,33 @@ def gather(data, dst: int = 0, group=None) -> list:
     return []
 
 
+class _AllGatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient of the gathered tensor and gives each
+    rank the part of its own input."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad.chunk(dist.get_world_size())[dist.get_rank()]
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """The (N, ...) tensors of every rank concatenated in rank order, (world_size * N, ...); the
+    gradient reaches each rank's own part. Every rank must give the same shape. Computing one loss
+    of the whole gathered batch on every rank, with DistributedDataParallel averaging the
+    parameter gradients, gives the gradient of that loss on one process holding the whole batch."""
+    if get_world_size() == 1:
+        return tensor
+    return _AllGatherWithGrad.apply(tensor)
+
+
 def shared_random_seed() -> int:
     """A random int that is the same on every rank (for samplers that must agree)."""
     seed = np.random.randint(2**31)

@@ -1,16 +1,28 @@
 """The PathManager every user-given path goes through, and atomic file writing."""
 
 import contextlib
+import errno
+import glob
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 
 from iopath.common.file_io import HTTPURLHandler
 from iopath.common.file_io import PathManager as _PathManagerClass
 
-__all__ = ["PathManager", "atomic_write", "sweep_stale_temp_files", "truncate_json_lines"]
+from .errors import UserError
+
+__all__ = [
+    "PathManager",
+    "atomic_write",
+    "replaced_folder",
+    "sweep_stale_temp_files",
+    "truncate_json_lines",
+    "writable_folder",
+]
 
 PathManager = _PathManagerClass()
 PathManager.register_handler(HTTPURLHandler())
@@ -32,7 +44,8 @@ def atomic_write(path: str, mode: str = "wb"):
     """Open a temporary file beside ``path``; on success it is fsync'ed and renamed onto ``path``.
 
     A crash or kill at any moment leaves either the old file or the complete new one, never a
-    partial file. Only local paths are supported (``PathManager.get_local_path`` is applied).
+    partial file. A full disk is a one-line UserError naming the file (the old file stays). Only
+    local paths are supported (``PathManager.get_local_path`` is applied).
     """
     path = PathManager.get_local_path(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -45,10 +58,74 @@ def atomic_write(path: str, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if _disk_full(e, directory):
+            raise UserError(f"cannot write {path}: no space left on device (the file was left as it was)") from None
         raise
+
+
+def _disk_full(error: BaseException, directory: str) -> bool:
+    """Whether ``error`` (or what it arose from) says the disk is full; torch's own writer reports
+    a full disk as "unexpected pos", so a failed write on a disk with no room left counts too."""
+    chain = []
+    while error is not None and len(chain) < 8:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain):
+        return True
+    if any(isinstance(e, RuntimeError) and "unexpected pos" in str(e) for e in chain):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(directory).free < 1 << 20
+    return False
+
+
+def writable_folder(path: str, key: str) -> str:
+    """Create folder ``path`` if needed and check that files can be written there; a one-line
+    UserError naming ``key`` when it is a file, cannot be created or is read-only."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{key} {path}: is a file; expected a folder (or a path that does not exist yet)")
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"{key} {path}: cannot write there ({e.strerror})") from None
+    return path
+
+
+@contextlib.contextmanager
+def replaced_folder(path: str):
+    """Build the new contents of folder ``path`` in a temporary folder beside it (yielded); when
+    the block succeeds it takes the place of ``path`` (the old folder is renamed aside, the new one
+    in, then the old one is removed), so ``path`` never holds a mix of old and new files. An
+    exception removes the temporary folder and leaves ``path`` as it was. What an earlier call
+    killed mid-way left beside ``path`` is cleaned up first (an old folder set aside is put back
+    when ``path`` is missing)."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    for leftover in sorted(glob.glob(os.path.join(parent, glob.escape("." + os.path.basename(path)) + ".*-*"))):
+        kept = os.path.join(leftover, "contents")
+        if leftover.rsplit(".", 1)[-1].startswith("old-") and os.path.isdir(kept) and not os.path.exists(path):
+            os.replace(kept, path)
+        shutil.rmtree(leftover, ignore_errors=True)
+    new = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".new-", dir=parent)
+    try:
+        os.chmod(new, 0o777 & ~_umask())
+        yield new
+        old = None
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".old-", dir=parent)
+            os.replace(path, os.path.join(old, "contents"))
+        os.replace(new, path)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # atomic_write's temporary files: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp"

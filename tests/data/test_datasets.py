@@ -1,3 +1,4 @@
+import json
 import os
 
 import cv2
@@ -168,3 +169,35 @@ def test_test_only_dataset_cannot_be_trained_on(tmp_path, synthetic_root):
 
     with pytest.raises(DatasetError, match="SyntheticPartial has no training split"):
         get_train_records(["SyntheticPartial"], synthetic_root)
+
+
+def test_a_synthetic_run_killed_between_images_and_labels_is_found_and_redrawn(tmp_path, monkeypatch, capsys):
+    from daaf.data.synthetic import synthetic_dataset_complete, writer
+
+    from conftest import load_tool, tiny_synthetic_config
+
+    root = str(tmp_path)
+    writer.generate_synthetic_dataset(root, tiny_synthetic_config(seed=1), progress=False)
+    assert synthetic_dataset_complete(root)
+    real_write = writer.write_label_file
+
+    def killed_after_the_train_labels(path, *args, **kwargs):
+        if not path.endswith("_train.json"):
+            raise KeyboardInterrupt
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_label_file", killed_after_the_train_labels)
+    with pytest.raises(KeyboardInterrupt):  # seed 2's images are in, its query/gallery labels are not
+        writer.generate_synthetic_dataset(root, tiny_synthetic_config(seed=2), progress=False)
+    assert os.path.isdir(os.path.join(root, "SyntheticPersons")) and not synthetic_dataset_complete(root)
+    monkeypatch.setattr(writer, "write_label_file", real_write)
+    prepare = load_tool("prepare_synthetic", "datasets")
+    argv = ["--root", root, "--num-train-ids", "8", "--num-test-ids", "6", "--num-cameras", "3", "--min-images-per-id", "4",
+            "--max-images-per-id", "6", "--num-distractors", "4", "--num-junk", "2", "--num-partial-ids", "3", "--seed", "2"]  # fmt: skip
+    assert prepare.main(argv) == 0
+    assert "drawing it again" in capsys.readouterr().out and synthetic_dataset_complete(root)
+    assert prepare.main(argv) == 0 and "exists with its labels" in capsys.readouterr().out
+    # the labels are now those of the images: seed 2's, for every split
+    for split in ("train", "query", "gallery"):
+        with open(os.path.join(root, "daaf_labels", f"SyntheticPersons_{split}.json")) as f:
+            assert json.load(f)["info"]["labeler_config"]["seed"] == 2

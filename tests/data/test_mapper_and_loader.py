@@ -2,6 +2,10 @@ import dataclasses
 import itertools
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import cv2
@@ -25,7 +29,7 @@ from daaf.data.synthetic import generate_synthetic_dataset
 from daaf.data.transforms import PadAndRandomCrop, RandomCrop, RandomErasing, RandomFlip, Resize
 from daaf.utils.errors import ConfigError, DatasetError
 
-from conftest import tiny_synthetic_config
+from conftest import is_running, tiny_synthetic_config
 
 
 def make_images(folder, names, size=(16, 8)):
@@ -381,3 +385,59 @@ def test_a_model_that_trains_on_no_labels_reads_no_label_file(tiny_cfg, tmp_path
         build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))
     with pytest.raises(ConfigError, match=r"batch fields \['depth'\], which the ReID loader does not make"):
         build_reid_train_loader(cfg, input_fields={"depth"})
+
+
+_STUCK_PARENT = """
+import glob, os, time
+import torch
+from daaf.data import MappedDataset, ReIDDataLoader
+
+class Mapper:
+    def __call__(self, record):  # ~60 KB a crop: pickled into the worker's pipe
+        return {"image": torch.zeros(3, 100, 200, dtype=torch.uint8), "pid": 0, "camid": 0, "file_name": record["file_name"]}
+
+records = [{"file_name": f"{i}.jpg", "pid": 0, "camid": 0} for i in range(10000)]
+iterator = iter(ReIDDataLoader(MappedDataset(records, Mapper()), batch_size=1, num_workers=2, prefetch_factor=8))
+next(iterator)
+print(" ".join(open(t).read().strip() for t in glob.glob(f"/proc/{os.getpid()}/task/*/children")), flush=True)
+time.sleep(600)  # reads no more: the workers' pipes fill up and their writes block
+"""
+
+
+def test_loader_workers_end_when_their_parent_is_killed():
+    """A worker blocked writing to a full pipe outlives a killed parent unless it is told to die
+    with it (it held the caller's stdout open, so ``$(...)`` and CI hung)."""
+    parent = subprocess.Popen([sys.executable, "-c", _STUCK_PARENT], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    time.sleep(1.5)  # the pipes fill
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while any(map(is_running, workers)) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [w for w in workers if is_running(w)]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "loader workers outlived their killed parent"
+
+
+def test_a_resumed_stream_is_the_uninterrupted_stream_from_that_batch_on(tiny_cfg):
+    from daaf.data.samplers import SeededBatchSampler
+
+    pids = [i // 5 for i in range(60)]
+    full = SeededBatchSampler(PKSampler(pids, 8, 4, seed=None, rank=0, world_size=1))  # a random seed
+    expected = list(itertools.islice(iter(full), 40))
+    resumed = SeededBatchSampler(PKSampler(pids, 8, 4, seed=12345, rank=0, world_size=1))
+    resumed.resume(full.state_dict(), start_batch=23)  # the checkpoint's seed wins over the config's
+    assert list(itertools.islice(iter(resumed), 17)) == expected[23:]
+    assert len({seed for batch in expected for _, seed in batch}) == 40 * 8  # every draw its own seed
+    # with the sampler's per-item seeds an item is augmented the same whichever worker maps it
+    cfg = tiny_cfg.clone()
+    cfg.INPUT.FLIP.ENABLED = cfg.INPUT.PADDING.ENABLED = cfg.INPUT.REA.ENABLED = True
+    batches = {}
+    for workers in (0, 2):
+        cfg.DATALOADER.NUM_WORKERS = workers
+        batches[workers] = list(itertools.islice(iter(build_reid_train_loader(cfg)), 3))
+    for a, b in zip(batches[0], batches[2]):
+        assert a.file_names == b.file_names and torch.equal(a.images, b.images)

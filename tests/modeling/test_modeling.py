@@ -170,3 +170,40 @@ def test_cuda_device_without_cuda_is_a_clear_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(ConfigError, match="MODEL.DEVICE is 'cuda'"):
         build_model(get_cfg())
+
+
+def _triplet_worker(features, pids, out_dir):
+    import os
+
+    from daaf.utils import comm
+
+    rank, world = comm.get_rank(), comm.get_world_size()
+    results = {}
+    for margin in (0.0, 0.3):
+        local = features.chunk(world)[rank].clone().requires_grad_(True)
+        loss = TripletLoss(margin=margin)({"features": local}, pids.chunk(world)[rank])
+        loss.backward()
+        # DistributedDataParallel averages the parameter gradients over the ranks
+        results[margin] = {"loss": loss.detach(), "grad": local.grad / world}
+    torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+@pytest.mark.usefixtures("cpu_processes")
+def test_triplet_loss_on_two_processes_mines_the_global_batch_like_one_process(tmp_path):
+    """Each rank holds half the batch; the hardest examples of some anchors are on the other rank."""
+    from daaf.engine import launch
+
+    torch.manual_seed(0)
+    features = torch.randn(16, 8)
+    pids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3] * 2)  # every identity on both ranks
+    launch(_triplet_worker, 2, dist_url="auto", args=(features, pids, str(tmp_path)))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for margin in (0.0, 0.3):  # TriNet's soft margin, BoT's margin
+        full = features.clone().requires_grad_(True)
+        expected = TripletLoss(margin=margin)({"features": full}, pids)
+        expected.backward()
+        local_only = TripletLoss(margin=margin)({"features": features[:8]}, pids[:8])
+        assert not torch.allclose(local_only, expected)  # mining within a rank's half is another loss
+        for r, result in enumerate(ranks):
+            torch.testing.assert_close(result[margin]["loss"], expected.detach())
+            torch.testing.assert_close(result[margin]["grad"], full.grad[8 * r : 8 * (r + 1)])

@@ -13,81 +13,13 @@ import torch
 
 from daaf.analysis.attention_maps import grad_cam
 from daaf.analysis.branch_outputs import labelled_query_batch
-from daaf.data import ReIDDatasetMapper, get_dataset
+from daaf.data import ReIDDatasetMapper
 from daaf.modeling import build_model
-from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
 
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, run_cli, run_tool, run_tool_reporting_errors
 
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
-
-
-def run_tool(name, *argv, folder="tools"):
-    tool = load_tool(name, folder)
-    return tool.main(tool.parser().parse_args(list(argv)))
-
-
-def run_tool_reporting_errors(capsys, name, *argv):
-    """A tool's main in this process as its command line runs it: (exit code, stderr)."""
-    from daaf.engine import run_reporting_user_errors
-
-    tool = load_tool(name)
-    try:
-        code = run_reporting_user_errors(tool.main, tool.parser().parse_args(list(argv))) or 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
-def run_cli(name, *argv):
-    return subprocess.run([sys.executable, os.path.join(REPO, "tools", f"{name}.py"), *argv], capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, synthetic_root):
-    """A DAAF config file + its checkpoint, and the base config file (no branches)."""
-    from daaf.config import get_cfg
-
-    folder = tmp_path_factory.mktemp("trained")
-    cfg = get_cfg()
-    cfg.merge_from_list(
-        [
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.DEPTH",
-            "18",
-            "MODEL.BACKBONE.PRETRAIN",
-            "False",
-            "MODEL.HEADS.MID_DIM",
-            "64",
-            "MODEL.HEADS.EMBEDDING_DIM",
-            "16",
-            "INPUT.SIZE_TEST",
-            "[64, 32]",
-            "INPUT.SIZE_TRAIN",
-            "[64, 32]",
-            "DATASETS.ROOT",
-            synthetic_root,
-            "DATASETS.TEST",
-            "('SyntheticPersons',)",
-            "TEST.IMS_PER_BATCH",
-            "8",
-        ]
-    )
-    base_cfg = cfg.clone()
-    cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    weights = str(folder / "model_final.pth")
-    DAAFCheckpointer(model, str(folder)).save("model_final")
-    paths = {}
-    for name, c in (("daaf", cfg), ("base", base_cfg)):
-        paths[name] = str(folder / f"{name}.yaml")
-        with open(paths[name], "w") as f:
-            f.write(c.dump())
-    query = sorted(r["file_name"] for r in get_dataset("SyntheticPersons", synthetic_root).query)
-    return {"cfg": cfg, "base_cfg": base_cfg, "model": model, "weights": weights, "query": query, **paths}
 
 
 def expected_embeddings(trained, files):
@@ -261,47 +193,6 @@ def test_ranked_list_picture_orders_queries_and_marks_matches(tmp_path, capsys, 
 
     code, err = run_tool_reporting_errors(capsys, "visualize_ranked_list", "--ranks", str(tmp_path / "none.npz"))
     assert code == 2 and "ranks file not found" in err and "TEST.SAVE_RANKS True" in err
-
-
-@pytest.mark.parametrize(
-    "tool,flag",
-    [
-        ("search", "--top-k"),
-        ("search", "--max-rows"),
-        ("visualize_ranked_list", "--top-k"),
-        ("visualize_ranked_list", "--num-queries"),
-        ("visualize_attention", "--num-images"),
-    ],
-)
-@pytest.mark.parametrize("value", ["0", "-3", "two"])
-def test_counts_below_one_are_refused_with_the_flag_named(tool, flag, value, capsys):
-    required = {
-        "search": ["--config-file", "c.yaml", "--query", "q.jpg", "--gallery", "g"],
-        "visualize_ranked_list": ["--ranks", "r.npz"],
-        "visualize_attention": ["--config-file", "c.yaml", "--input", "x"],
-    }[tool]
-    with pytest.raises(SystemExit) as exit_info:
-        load_tool(tool).parser().parse_args([*required, flag, value])
-    assert exit_info.value.code == 2
-    assert f"argument {flag}: expected a positive integer, got '{value}'" in capsys.readouterr().err.strip().splitlines()[-1]
-
-
-@pytest.mark.parametrize(
-    "tool,output,expected",
-    [
-        ("extract_features", "FOLDER", "is a folder; give a file path ending in .npz"),
-        ("extract_features", "features.csv", "expected a file name ending in .npz"),
-        ("search", "ranked.gif", "expected a file name ending in .png or .jpg or .jpeg"),
-    ],
-)
-def test_an_unusable_output_path_is_refused_before_any_work(tool, output, expected, tmp_path, capsys, monkeypatch):
-    from daaf.engine import defaults
-
-    monkeypatch.setattr(defaults, "inference_config", lambda *a, **k: pytest.fail("read the config before checking --output"))
-    output = str(tmp_path) if output == "FOLDER" else str(tmp_path / output)
-    inputs = ["--input", "x.jpg"] if tool == "extract_features" else ["--query", "q.jpg", "--gallery", "g"]
-    code, err = run_tool_reporting_errors(capsys, tool, "--config-file", "c.yaml", *inputs, "--output", output)
-    assert code == 2 and err.strip().splitlines()[-1] == f"error: --output {output}: {expected}"
 
 
 def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):

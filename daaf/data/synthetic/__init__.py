@@ -2,4 +2,4 @@
 writer (a dataset in Market-1501 layout with its label files)."""
 
 from .renderer import PersonRenderer, sample_camera, sample_identity
-from .writer import SyntheticConfig, generate_synthetic_dataset
+from .writer import SyntheticConfig, generate_synthetic_dataset, synthetic_dataset_complete

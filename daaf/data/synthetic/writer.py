@@ -1,21 +1,22 @@
 """Writing the synthetic persons as a dataset in Market-1501 layout, with their ground-truth
 person-label files and a Partial-REID-style split. Deterministic from the seed."""
 
+import hashlib
+import json
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from typing import Dict, List
 
 import cv2
 import numpy as np
 
-from daaf.utils.file_io import PathManager
+from daaf.utils.file_io import PathManager, replaced_folder
 
 from ..person_labels import label_file_path, make_annotation, write_label_file
 from .renderer import PersonRenderer, sample_camera, sample_identity
 
-__all__ = ["SyntheticConfig", "generate_synthetic_dataset"]
+__all__ = ["SyntheticConfig", "generate_synthetic_dataset", "synthetic_dataset_complete"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +45,64 @@ def _assign_cameras(rng, num_images: int, num_cameras: int) -> List[int]:
     return [int(c) + 1 for c in assigned[:num_images]]
 
 
+_SPLITS = (("bounding_box_train", "train"), ("query", "query"), ("bounding_box_test", "gallery"))
+_GENERATION_FILE = "generation.json"
+
+
+def synthetic_dataset_complete(root: str, labels_dir: str = None) -> bool:
+    """Whether ``root/SyntheticPersons`` and its three label files (``labels_dir``, default
+    ``root/daaf_labels``) are there and come from the same generation (a run killed between
+    writing the images and the labels leaves images of one seed with labels of another)."""
+    labels_dir = labels_dir or os.path.join(root, "daaf_labels")
+    try:
+        with open(os.path.join(root, "SyntheticPersons", _GENERATION_FILE)) as f:
+            generation = json.load(f)["generation"]
+        for _, name in _SPLITS:
+            with open(label_file_path(labels_dir, "SyntheticPersons", name)) as f:
+                if json.load(f)["info"]["labeler_config"].get("generation") != generation:
+                    return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def generate_synthetic_dataset(root: str, config: SyntheticConfig = None, labels_dir: str = None, progress: bool = True) -> Dict[str, int]:
     """Write ``root/SyntheticPersons`` (Market-1501 layout), its ground-truth label files
     (``labels_dir``, default ``root/daaf_labels``) and partial splits under
-    ``root/SyntheticPersons/partial``. Returns image counts per split."""
+    ``root/SyntheticPersons/partial``. Returns image counts per split.
+
+    The images are drawn into a folder beside the dataset that then replaces it as a whole (a kill
+    leaves the old dataset as it was), then the label files are written, each atomically; the
+    images and the labels carry the config's digest, which :func:`synthetic_dataset_complete` checks.
+    """
     config = config or SyntheticConfig()
     rng = np.random.default_rng(config.seed)
     final_out = os.path.join(root, "SyntheticPersons")
-    out = final_out + ".partial"  # renamed into place when complete
-    if os.path.isdir(out):
-        shutil.rmtree(out)
     labels_dir = labels_dir or os.path.join(root, "daaf_labels")
+    # the same config draws the same images: its digest tells one generation from another
+    generation = {
+        "generation": hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:16],
+        "config": asdict(config),
+    }
+    with replaced_folder(final_out) as out:
+        counts, images, annotations = _draw_dataset(out, config, rng, progress)
+        with open(os.path.join(out, _GENERATION_FILE), "w") as f:
+            json.dump(generation, f)
+    for split, name in _SPLITS:
+        write_label_file(
+            label_file_path(labels_dir, "SyntheticPersons", name),
+            images[split],
+            annotations[split],
+            labeler="synthetic-gt",
+            dataset=f"SyntheticPersons_{name}",
+            labeler_config={**asdict(config), "generation": generation["generation"]},
+        )
+    logger.info(f"Synthetic dataset written to {final_out}: {counts}; labels in {labels_dir}")
+    return counts
+
+
+def _draw_dataset(out: str, config: SyntheticConfig, rng, progress: bool):
+    """Draw every crop of the dataset into folder ``out``; (counts, label-file images, annotations)."""
     renderer = PersonRenderer(config.height, config.width, config.occlusion_prob)
     cameras = [sample_camera(rng) for _ in range(config.num_cameras)]
     num_ids = config.num_train_ids + config.num_test_ids
@@ -105,22 +153,7 @@ def generate_synthetic_dataset(root: str, config: SyntheticConfig = None, labels
         annotations[split][image_id] = make_annotation(mask, keypoints)
 
     _write_partial_splits(out, rendered, config, rng)
-    if os.path.isdir(final_out):
-        shutil.rmtree(final_out)
-    os.replace(out, final_out)
-    label_cfg = asdict(config)
-    for split, name in (("bounding_box_train", "train"), ("query", "query"), ("bounding_box_test", "gallery")):
-        write_label_file(
-            label_file_path(labels_dir, "SyntheticPersons", name),
-            images[split],
-            annotations[split],
-            labeler="synthetic-gt",
-            dataset=f"SyntheticPersons_{name}",
-            labeler_config=label_cfg,
-        )
-    counts = {split: len(v) for split, v in images.items()}
-    logger.info(f"Synthetic dataset written to {final_out}: {counts}; labels in {labels_dir}")
-    return counts
+    return {split: len(v) for split, v in images.items()}, images, annotations
 
 
 def _write_partial_splits(out: str, rendered: dict, config: SyntheticConfig, rng) -> None:

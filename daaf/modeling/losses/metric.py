@@ -20,8 +20,8 @@ def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def hard_example_mining(dist_mat: torch.Tensor, pids: torch.Tensor):
     """For each anchor, the hardest positive (largest distance) and hardest negative (smallest).
 
-    (B, B) distances, (B,) pids -> (B,) d_ap, (B,) d_an. Anchors without a positive use 0
-    (the anchor itself) and without a negative use +inf-free max: such rows carry no signal."""
+    (B, B) distances, (B,) pids -> (B,) d_ap, (B,) d_an. An anchor without a positive gets 0 (the
+    anchor itself), one without a negative +inf: such rows carry no signal."""
     same = pids.unsqueeze(0) == pids.unsqueeze(1)
     d_ap = (dist_mat * same).max(dim=1).values
     d_an = dist_mat.masked_fill(same, float("inf")).min(dim=1).values
@@ -33,7 +33,10 @@ class TripletLoss(nn.Module):
     """Batch-hard triplet loss (Hermans et al. 2017) on Euclidean distances of head "features".
 
     margin 0: soft margin ``softplus(d_ap - d_an)`` (TriNet); margin > 0: ``relu(d_ap - d_an + m)``.
-    Returns weight x the mean over anchors that have a negative in the batch.
+    Returns weight x the mean over anchors that have a negative in the batch. With several
+    processes the hardest examples are mined in the whole global batch (every rank's features are
+    gathered, with their gradients, as fast-reid does): training on N processes optimises the loss
+    one process with the whole batch would.
     """
 
     name = "loss_triplet"
@@ -52,6 +55,7 @@ class TripletLoss(nn.Module):
         feats = head_outputs["features"]
         if self.norm_feat:
             feats = F.normalize(feats, dim=1)
+        feats, pids = comm.all_gather_with_grad(feats), comm.all_gather_with_grad(pids)
         d_ap, d_an = hard_example_mining(euclidean_dist(feats, feats), pids)
         valid = torch.isfinite(d_an)
         if not valid.any():

@@ -1,0 +1,265 @@
+"""The bad-input corpus: every case a user can get wrong, as (tool, command line, expected last
+line), run the way the command runs it. Each must end in exactly one ``error: ...`` line and exit
+code 2, without a traceback. A new tool joins by adding its rows to CASES."""
+
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from daaf.engine import default_argument_parser, launch_cli
+
+from conftest import load_tool, run_tool_reporting_errors
+
+
+class Evil:
+    """Unpickling this runs code: it creates the file it names."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.fixture(scope="module")
+def files(trained, synthetic_root, tmp_path_factory):
+    """The inputs of the cases: the trained model's files and a few bad ones."""
+    folder = tmp_path_factory.mktemp("bad_input")
+    evil = folder / "evil.pth"
+    torch.save({"model": torch.load(trained["weights"], weights_only=True)["model"], "extra": Evil(folder / "PWNED")}, evil)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "a_file").write_text("not a folder")
+    (folder / "export_with_notes").mkdir()
+    (folder / "export_with_notes" / "notes.txt").write_text("mine")
+    # a test set whose only query's identity the gallery shows from the query's own camera only
+    shop = folder / "shop"
+    shop.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(trained["query"][0], shop / name)
+    (shop / "query.csv").write_text("path,pid,camid\na.jpg,1,0\n")
+    (shop / "gallery.csv").write_text("path,pid,camid\nb.jpg,1,0\nc.jpg,2,1\n")
+    ranks = {
+        k: np.zeros(n) for k, n in [("query_pids", 3), ("query_camids", 2), ("query_ap", 2), ("gallery_pids", 4), ("gallery_camids", 4)]
+    }
+    ranks.update(
+        indices=np.zeros((2, 4), np.int64), distances=np.zeros((2, 4)), query_files=np.array(["q"] * 2), gallery_files=np.array(["g"] * 4)
+    )
+    np.savez(folder / "ranks.npz", **ranks)
+    return {
+        **trained,
+        "folder": str(folder),
+        "evil": str(evil),
+        "marker": str(folder / "PWNED"),
+        "empty_image": str(folder / "empty.jpg"),
+        "a_file": str(folder / "a_file"),
+        "export_with_notes": str(folder / "export_with_notes"),
+        "shop": str(shop),
+        "ranks": str(folder / "ranks.npz"),
+        "root": synthetic_root,
+        "other_weights": str(folder / "other.pth"),
+    }
+
+
+def other_architecture_weights(f):
+    """A checkpoint of another architecture (BoT's BNNeck head) for the trained TriNet config."""
+    from daaf.modeling import build_model
+    from daaf.utils.checkpoint import DAAFCheckpointer
+
+    cfg = f["base_cfg"].clone()
+    cfg.MODEL.HEADS.NAME = "BNNeckHead"
+    cfg.MODEL.HEADS.NUM_CLASSES = 8
+    DAAFCheckpointer(build_model(cfg), f["folder"]).save("other")
+    return f["other_weights"]
+
+
+# the arguments a tool needs before the one a case gets wrong
+REQUIRED = {
+    "search": ["--config-file", "c.yaml", "--query", "q.jpg", "--gallery", "g/"],
+    "visualize_ranked_list": ["--ranks", "r.npz"],
+    "visualize_attention": ["--config-file", "c.yaml", "--input", "x.jpg"],
+}
+
+
+def train_net(f, *argv, output="out"):
+    return ["--config-file", f["base"], *argv, "OUTPUT_DIR", os.path.join(f["folder"], output) if output else output]
+
+
+# id -> (tool, command line from the files, expected error line (after "error: "), or a callable
+# checking it). Tools run in this process as their command line runs them.
+CASES = {
+    "weights that unpickle code": (
+        "extract_features",
+        lambda f: ["--config-file", f["base"], "--input", f["query"][0], "--output", f["folder"] + "/x.npz", "MODEL.WEIGHTS", f["evil"]],
+        lambda f, line: (
+            line.startswith(f"{f['evil']}: refused to load: unpickling it would build ")
+            and line.endswith("and a file that asks for that can run code; if you trust the file, set MODEL.TRUSTED_WEIGHTS True")
+        ),
+    ),
+    "corrupt image read by 2 loader workers": (
+        "extract_features",
+        lambda f: [
+            "--config-file",
+            f["base"],
+            "--input",
+            f["empty_image"],
+            "--output",
+            f["folder"] + "/x.npz",
+            "--workers",
+            "2",
+            "MODEL.WEIGHTS",
+            f["weights"],
+        ],  # fmt: skip
+        lambda f, line: line == f"cannot decode image (empty or corrupt file): {f['empty_image']}",
+    ),
+    "--eval-only with a checkpoint of another architecture": (
+        "train_net",
+        lambda f: train_net(f, "--eval-only", "MODEL.WEIGHTS", other_architecture_weights(f)),
+        lambda f, line: (
+            line.startswith(f"{f['other_weights']} does not fit the config: ") and "is it the config it was trained with?" in line
+        ),
+    ),
+    "--eval-only without weights": (
+        "train_net",
+        lambda f: train_net(f, "--eval-only"),
+        lambda f, line: line.startswith("--eval-only evaluates MODEL.WEIGHTS, which is empty"),
+    ),
+    "OUTPUT_DIR is a file": (
+        "train_net",
+        lambda f: train_net(f, output=f["a_file"]),
+        lambda f, line: line == f"OUTPUT_DIR {f['a_file']}: is a file; expected a folder (or a path that does not exist yet)",
+    ),
+    "OUTPUT_DIR cannot be written": (
+        "train_net",
+        lambda f: train_net(f, output="/proc/daaf-output"),
+        lambda f, line: line.startswith("OUTPUT_DIR /proc/daaf-output: cannot write there ("),
+    ),
+    "a DAAF config whose dataset folder is missing": (
+        "train_net",
+        lambda f: [
+            "--config-file",
+            f["daaf"],
+            "DATASETS.TRAIN",
+            "('SyntheticPersons',)",
+            "DATASETS.ROOT",
+            f["folder"] + "/nowhere",
+            "OUTPUT_DIR",
+            f["folder"] + "/o2",
+        ],
+        lambda f, line: line.startswith(f"SyntheticPersons: dataset folder not found: {f['folder']}/nowhere/SyntheticPersons"),
+    ),
+    "a test set without a valid query": (
+        "train_net",
+        lambda f: train_net(
+            f, "--eval-only", "MODEL.WEIGHTS", f["weights"], "DATASETS.CUSTOM", f"['Shop={f['shop']}']", "DATASETS.TEST", "('Shop',)"
+        ),  # fmt: skip
+        lambda f, line: (
+            line == "Shop: none of its 1 queries has a true match in the gallery (its identity seen by another camera); nothing to evaluate"
+        ),
+    ),
+    "export --output is a file": (
+        "export_model",
+        lambda f: ["--config-file", f["base"], "--output", f["a_file"], "MODEL.WEIGHTS", f["weights"]],
+        lambda f, line: line == f"--output {f['a_file']}: is a file; give a folder (it is replaced by the export as a whole)",
+    ),
+    "export --output holds the user's files": (
+        "export_model",
+        lambda f: ["--config-file", f["base"], "--output", f["export_with_notes"], "MODEL.WEIGHTS", f["weights"]],
+        lambda f, line: line.startswith(f"--output {f['export_with_notes']}: holds files an export does not write (notes.txt)"),
+    ),
+    "export --opset the exporter cannot write": (
+        "export_model",
+        lambda f: ["--config-file", f["base"], "--output", f["folder"] + "/exp", "--opset", "99", "MODEL.WEIGHTS", f["weights"]],
+        lambda f, line: line.startswith("--opset 99: the ONNX exporter writes opsets 7 to "),
+    ),
+    # checked before any work: the config file named does not even exist
+    "extract_features --output is a folder": (
+        "extract_features",
+        lambda f: ["--config-file", "no.yaml", "--input", "x.jpg", "--output", f["folder"]],
+        lambda f, line: line == f"--output {f['folder']}: is a folder; give a file path ending in .npz",
+    ),
+    "extract_features --output of another kind": (
+        "extract_features",
+        lambda f: ["--config-file", "no.yaml", "--input", "x.jpg", "--output", "features.csv"],
+        lambda f, line: line == "--output features.csv: expected a file name ending in .npz",
+    ),
+    "search --output of another kind": (
+        "search",
+        lambda f: ["--config-file", "no.yaml", "--query", "q.jpg", "--gallery", "g", "--output", "ranked.gif"],
+        lambda f, line: line == "--output ranked.gif: expected a file name ending in .png or .jpg or .jpeg",
+    ),
+    **{
+        f"{tool} {flag} {value}": (
+            tool,
+            lambda f, tool=tool, flag=flag, value=value: [*REQUIRED[tool], flag, value],
+            lambda f, line, flag=flag, value=value: line == f"argument {flag}: expected a positive integer, got '{value}'",
+        )
+        for tool, flag in [
+            ("search", "--top-k"),
+            ("search", "--max-rows"),
+            ("visualize_ranked_list", "--top-k"),
+            ("visualize_ranked_list", "--num-queries"),
+            ("visualize_attention", "--num-images"),
+        ]
+        for value in ("0", "-3", "two")
+    },
+    "ranked list of inconsistent arrays": (
+        "visualize_ranked_list",
+        lambda f: ["--ranks", f["ranks"], "--output", f["folder"] + "/r.png"],
+        lambda f, line: line == f"{f['ranks']}: query_pids has shape (3,), expected (2) for 2 queries and 4 gallery images",
+    ),
+}
+
+
+def run(tool, argv, capsys):
+    """(exit code, stderr) of ``tool`` run with ``argv`` as its command line runs it."""
+    try:
+        if tool == "train_net":
+            return launch_cli(load_tool("train_net").main, default_argument_parser().parse_args(argv)), capsys.readouterr().err
+        return run_tool_reporting_errors(capsys, tool, *argv)
+    except SystemExit as e:  # argparse's own errors
+        return e.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_error_line(case, files, capsys):
+    tool, argv, expected = CASES[case]
+    code, err = run(tool, argv(files), capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines, err
+    assert "Traceback" not in err, err
+    # "error: ...", or argparse's "<program>: error: ..." after its usage lines
+    prefix, found, message = lines[-1].partition("error: ")
+    assert found and (prefix == "" or prefix.endswith(": ")), lines[-1]
+    assert expected(files, message), lines[-1]
+    assert not os.path.exists(files["marker"])  # nothing in a file ran
+
+
+def test_trusted_weights_opt_in_loads_a_pickle_that_needs_it(files, capsys):
+    """The opt-in exists and does what it says (here: runs the file's code, as warned)."""
+    out = os.path.join(files["folder"], "trusted.npz")
+    argv = [
+        "--config-file",
+        files["base"],
+        "--input",
+        files["query"][0],
+        "--output",
+        out,
+        "MODEL.WEIGHTS",
+        files["evil"],
+        "MODEL.TRUSTED_WEIGHTS",
+        "True",
+    ]
+    code, _ = run_tool_reporting_errors(capsys, "extract_features", *argv)
+    assert code == 0 and os.path.exists(out) and os.path.exists(files["marker"])
+    os.remove(files["marker"])
+
+
+def test_the_corpus_covers_every_tool():
+    tools = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(os.path.dirname(__file__), "..", "..", "tools")) if n.endswith(".py")}
+    covered = {tool for tool, _, _ in CASES.values()}
+    # demo and check_labels have their own error tests (tests/tools/test_demo.py, tests/pseudo_label)
+    assert tools - covered <= {"demo", "check_labels"}, sorted(tools - covered)
