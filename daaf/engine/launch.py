@@ -5,6 +5,7 @@ would fail there). Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set), the 
 is initialised from the environment and ``main_func`` runs in the current process.
 """
 
+import errno
 import functools
 import logging
 import os
@@ -118,13 +119,20 @@ def _run_then_destroy_process_groups(main_func, args):
 
 
 def run_reporting_user_errors(main_func, *args):
-    """``main_func(*args)``; a UserError becomes one ``error: ...`` line on stderr and exit code 2."""
+    """``main_func(*args)``; a UserError, or a full disk anywhere (a log or metrics line, a
+    picture), becomes one ``error: ...`` line on stderr and exit code 2."""
     from daaf.utils.errors import UserError
 
     try:
         return main_func(*args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" (writing {e.filename})" if e.filename else ""
+        print(f"error: no space left on device{where}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 

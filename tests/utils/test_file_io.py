@@ -67,3 +67,15 @@ def test_writable_folder_names_the_key_for_a_file_or_an_unwritable_place(tmp_pat
         writable_folder(str(tmp_path / "f" / "sub"), "OUTPUT_DIR")
     assert writable_folder(str(tmp_path / "new" / "run"), "OUTPUT_DIR") == str(tmp_path / "new" / "run")
     assert os.listdir(tmp_path / "new" / "run") == []  # the probe file is gone
+
+
+def test_a_full_disk_met_anywhere_in_a_tool_is_one_line(capsys):
+    from daaf.engine import run_reporting_user_errors
+
+    def writes_a_log_line():
+        with open("/dev/full", "w") as f:
+            f.write("x" * 10)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_reporting_user_errors(writes_a_log_line)
+    assert exit_info.value.code == 2 and capsys.readouterr().err == "error: no space left on device\n"
