@@ -7,7 +7,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["METRICS", "prepare_features", "pairwise_distance", "paired_distance", "compute_distance_chunks", "compute_distance"]
+__all__ = [
+    "METRICS",
+    "prepare_features",
+    "squared_norms",
+    "pairwise_distance",
+    "paired_distance",
+    "compute_distance_chunks",
+    "compute_distance",
+]
 
 METRICS = ("cosine", "euclidean")
 
@@ -20,6 +28,12 @@ def prepare_features(features, metric: str) -> torch.Tensor:
     if metric == "euclidean":
         return features
     raise ValueError(f"TEST.METRIC: expected one of {', '.join(METRICS)}, got '{metric}'")
+
+
+def squared_norms(features: torch.Tensor, metric: str) -> Optional[torch.Tensor]:
+    """What :func:`pairwise_distance` can reuse for prepared (N, D) features compared many times:
+    their squared norms (N,) for euclidean, None for cosine (which needs none)."""
+    return features.pow(2).sum(1) if metric == "euclidean" else None
 
 
 def pairwise_distance(a: torch.Tensor, b: torch.Tensor, metric: str, b_sq: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -49,7 +63,7 @@ def compute_distance_chunks(
     """
     q = prepare_features(query, metric)
     g = prepare_features(gallery, metric).to(q.device)
-    g_sq = g.pow(2).sum(1) if metric == "euclidean" else None
+    g_sq = squared_norms(g, metric)
     for start in range(0, len(q), chunk_size):
         block = q[start : start + chunk_size]
         dist = pairwise_distance(block, g, metric, g_sq)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from .distance import paired_distance, pairwise_distance, prepare_features
+from .distance import paired_distance, pairwise_distance, prepare_features, squared_norms
 
 __all__ = ["re_ranking", "re_ranking_features"]
 
@@ -82,7 +82,7 @@ class _FeatureSource:
         feats = prepare_features(torch.cat([torch.as_tensor(query_features), torch.as_tensor(gallery_features)]), metric)
         self.metric = metric
         self.features = feats.to(device)
-        self.sq_norms = self.features.pow(2).sum(1) if metric == "euclidean" else None
+        self.sq_norms = squared_norms(self.features, metric)
         self.num_query = len(query_features)
         self.size = len(feats)
         self.device = device
