@@ -59,7 +59,7 @@ def _jpeg_problem(head: bytes, tail: bytes) -> Optional[str]:
 
 
 def image_problem(path: str) -> Optional[str]:
-    """Why ``path`` cannot be a readable JPEG, PNG or BMP image (from its header and its end), or
+    """Why ``path`` cannot be a readable JPEG, PNG, BMP or TIFF image (from its header and its end), or
     None when it looks whole."""
     try:
         size = os.path.getsize(path)
@@ -79,10 +79,12 @@ def image_problem(path: str) -> Optional[str]:
         if head[12:16] != b"IHDR":
             return "corrupt PNG header"
         return None if b"IEND" in tail[-12:] else "truncated PNG (no IEND chunk)"
+    if head.startswith((b"II*\x00", b"MM\x00*")):  # TIFF: its directory may lie anywhere; the header only
+        return None if size >= 8 else "truncated TIFF header"
     if head.startswith(b"BM") and len(head) >= 6:
         declared = struct.unpack("<I", head[2:6])[0]
         return None if declared <= size else f"truncated BMP ({size} of {declared} bytes)"
-    return "not a JPEG, PNG or BMP image"
+    return "not a JPEG, PNG, BMP or TIFF image"
 
 
 def _cache_key(paths: Sequence[str]) -> str:

@@ -2,6 +2,7 @@
 needs (``inference_config``). ``tools/train_net.py`` is a thin wrapper over these, as in detectron2.
 """
 
+import json
 import logging
 import os
 import weakref
@@ -324,7 +325,8 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
-        """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}}."""
+        """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}},
+        also written (main process) to OUTPUT_DIR/inference/results.json."""
         from daaf.evaluation import inference_on_dataset, print_csv_format, test_time_crops
 
         logger = logging.getLogger("daaf")
@@ -342,4 +344,7 @@ class DefaultTrainer(TrainerBase):
             results[dataset_name] = results_i
             if comm.is_main_process():
                 logger.info(f"Evaluation results for {dataset_name}:\n" + print_csv_format(results_i))
+        if comm.is_main_process() and cfg.OUTPUT_DIR and results:
+            with atomic_write(os.path.join(cfg.OUTPUT_DIR, "inference", "results.json"), "w") as f:
+                json.dump({"weights": cfg.MODEL.WEIGHTS, "results": results}, f, indent=2)
         return results

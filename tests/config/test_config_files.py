@@ -48,7 +48,9 @@ def test_every_paper_table_row_runs_a_config_with_the_rows_settings():
 
     tables = load_tool("paper_tables", os.path.join("projects", "DAAF"))
     for row in tables.ROWS:
-        settings = tables.effective_settings(load(os.path.join(REPO, row.config)))
+        cfg = load(os.path.join(REPO, row.config))
+        cfg.merge_from_list(list(row.overrides))
+        settings = tables.effective_settings(cfg)
         assert settings == tables.expected_settings(row), f"table {row.table}, {row.experiment}: {row.config}"
     # every ablation config is a row of some table, and README shows the table the rows make
     ablation_configs = {rel(p) for p in glob.glob(os.path.join(REPO, "projects", "DAAF", "configs", "table*.yaml"))}

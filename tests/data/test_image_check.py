@@ -23,7 +23,7 @@ def test_whole_images_pass_and_cut_empty_or_foreign_files_are_named(tmp_path, ex
     assert image_problem(whole) is None
     assert "truncated" in image_problem(str(tmp_path / f"cut.{ext}"))
     assert image_problem(str(tmp_path / f"empty.{ext}")) == "empty file"
-    assert image_problem(str(tmp_path / f"text.{ext}")) == "not a JPEG, PNG or BMP image"
+    assert image_problem(str(tmp_path / f"text.{ext}")) == "not a JPEG, PNG, BMP or TIFF image"
 
 
 @pytest.fixture

@@ -12,5 +12,6 @@ from .custom import CustomDataset, register_custom_dataset, register_custom_data
 from .dukemtmcreid import DukeMTMCreID
 from .market1501 import Market1501
 from .msmt17 import MSMT17
+from .occluded import OccludedDuke, OccludedREID
 from .partial import PartialDataset, PartialiLIDS, PartialREID
 from .synthetic import SyntheticPartial, SyntheticPersons

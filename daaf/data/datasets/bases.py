@@ -28,7 +28,7 @@ with ``train``, ``query`` and ``gallery`` lists of records
 {"file_name": absolute path, "relpath": path under dataset_dir, "pid": int, "camid": int}.
 """
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 def resolve_datasets_root(cfg_root: str = "") -> str:

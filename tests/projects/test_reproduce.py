@@ -1,0 +1,95 @@
+"""projects/DAAF/reproduce.py: the runs a table needs, each once, continued after a kill, and the
+table of paper vs measured numbers with paired deltas. train_net is replaced by a stand-in that
+writes what a finished run writes (tests/engine covers train_net itself)."""
+
+import json
+import os
+import shlex
+
+import pytest
+
+from daaf.utils.errors import UserError
+
+from conftest import REPO, load_tool
+
+
+@pytest.fixture
+def reproduce(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(REPO, "projects", "DAAF"))  # its paper_tables, as when run as a script
+    return load_tool("reproduce", os.path.join("projects", "DAAF"))
+
+
+class FakeTrainNet:
+    """Writes model_final.pth and inference/results.json as train_net does; mAP and Rank-1 depend
+    on the branches and the seed, so the deltas are known. Fails (as if killed) at call ``fail_at``."""
+
+    def __init__(self, fail_at=None):
+        self.commands, self.fail_at = [], fail_at
+
+    def __call__(self, command, cwd=None, stdout=None):
+        self.commands.append(command)
+        if len(self.commands) == self.fail_at:
+            return -9
+        def value(key):
+            return command[command.index(key) + 1]
+
+        out, seed, branches = value("OUTPUT_DIR"), int(value("SEED")), value("MODEL.DAAF.BRANCHES")
+        gain = 2.0 * branches.count("HAB") + 3.0 * branches.count("PAB") + (0.5 if "coco4" in command else 0.0)
+        os.makedirs(os.path.join(out, "inference"), exist_ok=True)
+        open(os.path.join(out, "model_final.pth"), "wb").close()
+        results = {"SyntheticPersons": {"Rank-1": 60.0 + gain + seed, "mAP": 40.0 + gain + 2 * seed}}
+        with open(os.path.join(out, "inference", "results.json"), "w") as f:
+            json.dump({"weights": "", "results": results}, f)
+        return 0
+
+
+def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_deltas(reproduce, synthetic_root, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "reproduce")
+    argv = ["--table", "4", "6", "--synthetic", "--seeds", "0", "1", "2", "--output-dir", out, "DATASETS.ROOT", synthetic_root]
+    killed = FakeTrainNet(fail_at=5)
+    monkeypatch.setattr(reproduce.subprocess, "call", killed)
+    with pytest.raises(UserError, match=r"failed \(exit -9\); its log: .*/log.txt"):
+        reproduce.main(reproduce.parser().parse_args(argv))
+    resumed = FakeTrainNet()
+    monkeypatch.setattr(reproduce.subprocess, "call", resumed)
+    assert reproduce.main(reproduce.parser().parse_args(argv)) == 0
+    # 4 rows of Table 4 and 5 of Table 6, whose 6-group row is Table 4's HAB + PAB: 8 configs x 3 seeds
+    runs = {shlex.join(c[c.index("OUTPUT_DIR") + 1 :]) for c in killed.commands[:4] + resumed.commands}
+    assert len(runs) == 24 and len(resumed.commands) == 24 - 4  # the 4 finished before the kill are not run again
+    assert all("--resume" in c for c in resumed.commands)  # a killed training goes on from its checkpoint
+    table = json.load(open(os.path.join(out, "table4_synthetic.json")))
+    hab = next(e for e in table if e["experiment"] == "+ HAB")
+    assert hab["paper"] == [68.26, 83.70] and hab["paper_delta"] == pytest.approx([68.26 - 65.48, 83.70 - 82.51])
+    assert hab["measured"] == [[42.0, 44.0, 46.0], [62.0, 63.0, 64.0]]
+    assert hab["mean_std"] == [pytest.approx((44.0, 2.0)), pytest.approx((63.0, 1.0))]
+    assert hab["delta_mean_std"] == [pytest.approx((2.0, 0.0)), pytest.approx((2.0, 0.0))] and hab["seeds_better"] == [3, 3]
+    six = json.load(open(os.path.join(out, "table6_synthetic.json")))
+    assert next(e for e in six if e["experiment"] == "4 groups")["delta_mean_std"][0] == pytest.approx((5.5, 0.0))
+    printed = capsys.readouterr().out
+    assert "| + HAB | SyntheticPersons | mAP / Rank-1 | 68.26 / 83.70 | 44.00 +- 2.00 / 63.00 +- 1.00 | +2.78 / +1.19 |" in printed
+    assert "+2.00 +- 0.00 (3/3) / +2.00 +- 0.00 (3/3) vs base network" in printed
+    lines = open(os.path.join(out, "table4_synthetic.csv")).read().splitlines()
+    assert lines[0].startswith("table,experiment,test,metric,paper,seed0,seed1,seed2,mean,std") and len(lines) == 1 + 4 * 2
+    # everything done: nothing runs again
+    again = FakeTrainNet()
+    monkeypatch.setattr(reproduce.subprocess, "call", again)
+    assert reproduce.main(reproduce.parser().parse_args(argv)) == 0 and again.commands == []
+
+
+def test_dry_run_lists_the_commands_and_rows_that_share_a_config_share_its_run(reproduce, capsys):
+    argv = ["--table", "5", "7", "--seeds", "0", "--dry-run", "--output-dir", "/tmp/none"]
+    assert reproduce.main(reproduce.parser().parse_args(argv)) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    configs = [c.split("--config-file ")[1].split()[0] for c in commands]
+    assert len(configs) == len(set(configs))  # table4_pab.yaml serves 3 rows, trained once
+    assert {os.path.relpath(c, REPO) for c in configs} >= {"projects/DAAF/configs/table4_pab.yaml", "projects/DAAF/configs/table4_base.yaml"}
+
+
+def test_a_missing_dataset_stops_it_before_anything_trains(reproduce, tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce.subprocess, "call", lambda *a, **k: pytest.fail("trained"))
+    argv = ["--table", "4", "--synthetic", "--seeds", "0", "--output-dir", str(tmp_path), "DATASETS.ROOT", str(tmp_path / "none")]
+    with pytest.raises(UserError, match=r"^SyntheticPersons: dataset folder not found: .*none/SyntheticPersons"):
+        reproduce.main(reproduce.parser().parse_args(argv))
+    argv = ["--table", "2", "--synthetic", "--seeds", "0", "--output-dir", str(tmp_path)]
+    with pytest.raises(UserError, match=r"^--synthetic: tables 4, 5, 6, 7 have a synthetic version, not 2"):
+        reproduce.main(reproduce.parser().parse_args(argv))
