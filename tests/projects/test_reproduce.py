@@ -30,6 +30,7 @@ class FakeTrainNet:
         self.commands.append(command)
         if len(self.commands) == self.fail_at:
             return -9
+
         def value(key):
             return command[command.index(key) + 1]
 
@@ -43,7 +44,9 @@ class FakeTrainNet:
         return 0
 
 
-def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_deltas(reproduce, synthetic_root, tmp_path, monkeypatch, capsys):
+def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_deltas(
+    reproduce, synthetic_root, tmp_path, monkeypatch, capsys
+):
     out = str(tmp_path / "reproduce")
     argv = ["--table", "4", "6", "--synthetic", "--seeds", "0", "1", "2", "--output-dir", out, "DATASETS.ROOT", synthetic_root]
     killed = FakeTrainNet(fail_at=5)
@@ -82,7 +85,10 @@ def test_dry_run_lists_the_commands_and_rows_that_share_a_config_share_its_run(r
     commands = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
     configs = [c.split("--config-file ")[1].split()[0] for c in commands]
     assert len(configs) == len(set(configs))  # table4_pab.yaml serves 3 rows, trained once
-    assert {os.path.relpath(c, REPO) for c in configs} >= {"projects/DAAF/configs/table4_pab.yaml", "projects/DAAF/configs/table4_base.yaml"}
+    assert {os.path.relpath(c, REPO) for c in configs} >= {
+        "projects/DAAF/configs/table4_pab.yaml",
+        "projects/DAAF/configs/table4_base.yaml",
+    }
 
 
 def test_a_missing_dataset_stops_it_before_anything_trains(reproduce, tmp_path, monkeypatch):
