@@ -201,3 +201,24 @@ def test_a_synthetic_run_killed_between_images_and_labels_is_found_and_redrawn(t
     for split in ("train", "query", "gallery"):
         with open(os.path.join(root, "daaf_labels", f"SyntheticPersons_{split}.json")) as f:
             assert json.load(f)["info"]["labeler_config"]["seed"] == 2
+
+
+def test_occluded_duke_and_occluded_reid_layouts(tmp_path):
+    duke = tmp_path / "Occluded_Duke"
+    write_images(duke / "bounding_box_train", ["0001_c1_f0000001.jpg", "0001_c2_f0000002.jpg", "0003_c5_f0000003.jpg"])
+    write_images(duke / "query", ["0005_c1_f0000004.jpg"])
+    write_images(duke / "bounding_box_test", ["0005_c3_f0000005.jpg", "0000_c8_f0000006.jpg"])
+    dataset = get_dataset("OccludedDuke", str(tmp_path))
+    assert [(r["pid"], r["camid"]) for r in dataset.train] == [(1, 0), (1, 1), (3, 4)]
+    assert [(r["pid"], r["camid"]) for r in dataset.gallery] == [(0, 7), (5, 2)]  # sorted by file name
+    reid = tmp_path / "Occluded_REID"
+    for split in ("occluded_body_images", "whole_body_images"):
+        write_images(reid / split / "001", ["001_01.tif", "001_02.tif"])
+        write_images(reid / split / "002", ["002_01.tif"])
+    occluded = get_dataset("OccludedREID", str(tmp_path))
+    assert occluded.train == [] and [r["pid"] for r in occluded.query] == [1, 1, 2]
+    assert {r["camid"] for r in occluded.query} == {0} and {r["camid"] for r in occluded.gallery} == {1}
+    assert occluded.query[0]["relpath"] == os.path.join("occluded_body_images", "001", "001_01.tif")
+    (reid / "whole_body_images" / "002" / "notes_x.tif").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"notes_x.tif does not start with the identity's number"):
+        get_dataset("OccludedREID", str(tmp_path))
