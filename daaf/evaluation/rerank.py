@@ -9,7 +9,9 @@ the Jaccard distance 1 - sum(min) / (2 - sum(min)) is mixed with the original di
 
 Instead of several dense (q+g)^2 matrices this keeps only the k1+1 nearest neighbours of every
 item (found chunk by chunk with torch.topk, on the GPU when asked), V as a sparse matrix, and
-computes the Jaccard term for chunks of queries.
+computes the Jaccard term for chunks of queries. With numba installed, the neighbour search on the
+CPU, the set expansion and the Jaccard term run as compiled kernels (``rerank_kernels``; the same
+numbers); the NumPy path is the fallback.
 """
 
 import logging
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from . import rerank_kernels
 from .distance import paired_distance, pairwise_distance, prepare_features, squared_norms
 
 __all__ = ["re_ranking", "re_ranking_features"]
@@ -134,14 +137,19 @@ def _nearest_neighbours(source, chunk_size: int, k_store: int):
     nearest_sq = np.empty((n, k_store), dtype=np.float32)
     row_max = np.empty(n, dtype=np.float32)
     original = np.empty((q, n - q), dtype=np.float32)
+    compiled = rerank_kernels.available() and source.device.type == "cpu"
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         sq = source.rows(start, stop).pow_(2)  # rows() hands over a fresh block
-        block_max = sq.max(dim=1).values
-        row_max[start:stop] = block_max.cpu().numpy()
-        top = torch.topk(sq, k_store, dim=1, largest=False, sorted=True)
-        ranks[start:stop] = top.indices.cpu().numpy()
-        nearest_sq[start:stop] = top.values.cpu().numpy()
+        if compiled:
+            ranks[start:stop], nearest_sq[start:stop], row_max[start:stop] = rerank_kernels.nearest_neighbours(sq.numpy(), k_store)
+            block_max = torch.from_numpy(row_max[start:stop])
+        else:
+            block_max = sq.max(dim=1).values
+            row_max[start:stop] = block_max.cpu().numpy()
+            top = torch.topk(sq, k_store, dim=1, largest=False, sorted=True)
+            ranks[start:stop] = top.indices.cpu().numpy()
+            nearest_sq[start:stop] = top.values.cpu().numpy()
         if start < q:
             last = min(stop, q) - start
             original[start : start + last] = (sq[:last, q:] / block_max[:last, None]).cpu().numpy()
@@ -206,7 +214,8 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     recip = _reciprocal_mask(ranks)
     ranks_half = np.ascontiguousarray(ranks[:, :k_half])
     recip_half = _reciprocal_mask(ranks_half)
-    rows, cols = _expansion_pairs(ranks, recip, ranks_half, recip_half)
+    expand = rerank_kernels.expansion_pairs if rerank_kernels.available() else _expansion_pairs
+    rows, cols = expand(ranks, recip, ranks_half, recip_half)
 
     # Gaussian kernel of the (squared, row-normalised) original distance, normalised per row.
     sq = _pair_squared_distances(source, rows, cols, ranks_stored, nearest_sq)
@@ -223,8 +232,11 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     num_gallery = n - q
     lengths_per_col = np.diff(v_gallery.indptr)
     final = np.empty((q, num_gallery), dtype=np.float32)
-    for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=8_000_000):
-        final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
+    if rerank_kernels.available():
+        rerank_kernels.jaccard_rows(v_query, v_gallery, num_gallery, out=final)
+    else:
+        for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=8_000_000):
+            final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
     final *= 1 - lambda_value
     original *= lambda_value
     final += original

@@ -98,8 +98,20 @@ def euclidean(a, b):
     return torch.cdist(torch.from_numpy(a).double(), torch.from_numpy(b).double()).float().numpy()
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def rerank_path(request, monkeypatch):
+    """Re-ranking through the NumPy path, or through the compiled kernels (numba)."""
+    from daaf.evaluation import rerank_kernels
+
+    if request.param == "numpy":
+        monkeypatch.setenv("DAAF_RERANK_KERNELS", "numpy")
+    elif rerank_kernels.numba is None:
+        pytest.skip("numba is not installed (optional: the compiled re-ranking kernels)")
+    return request.param
+
+
 @pytest.mark.parametrize("seed,k1,k2,lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.5), (2, 10, 3, 0.1), (3, 4, 5, 0.0)])
-def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam):
+def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, rerank_path):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(12, 8))
     qf = (centers[rng.integers(0, 12, 30)] + 0.5 * rng.normal(size=(30, 8))).astype(np.float32)
@@ -111,6 +123,37 @@ def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam):
     assert np.abs(got - expected).max() <= 1e-4
     from_features = re_ranking_features(qf, gf, "euclidean", k1, k2, lam, chunk_size=33)
     assert np.abs(from_features - expected).max() <= 1e-4
+
+
+def test_compiled_kernels_equal_the_numpy_steps():
+    from daaf.evaluation import rerank, rerank_kernels
+
+    if rerank_kernels.numba is None:
+        pytest.skip("numba is not installed (optional: the compiled re-ranking kernels)")
+    rng = np.random.default_rng(0)
+    block = rng.random((40, 300)).astype(np.float32)
+    block[3, [7, 9, 200]] = 0.001  # ties: the smaller column first, as a stable sort orders them
+    indices, values, row_max = rerank_kernels.nearest_neighbours(block, 12)
+    order = np.argsort(block, axis=1, kind="stable")[:, :12]
+    np.testing.assert_array_equal(indices, order)
+    np.testing.assert_array_equal(values, np.take_along_axis(block, order, 1))
+    np.testing.assert_array_equal(row_max, block.max(1))
+    features = rng.normal(size=(120, 6)).astype(np.float32)
+    ranks = np.argsort(euclidean(features, features), axis=1, kind="stable")[:, :11]
+    half = np.ascontiguousarray(ranks[:, :6])
+    recip, recip_half = rerank._reciprocal_mask(ranks), rerank._reciprocal_mask(half)
+    for got, want in zip(
+        rerank_kernels.expansion_pairs(ranks, recip, half, recip_half), rerank._expansion_pairs(ranks, recip, half, recip_half)
+    ):
+        np.testing.assert_array_equal(got, want)
+    from scipy import sparse
+
+    v = sparse.random(120, 120, density=0.08, random_state=1, dtype=np.float32).tocsr()
+    v_query, v_gallery = v[:30].tocsr(), v[30:].tocsc()
+    lengths = np.diff(v_gallery.indptr)
+    np.testing.assert_allclose(
+        rerank_kernels.jaccard_rows(v_query, v_gallery, 90), rerank._jaccard_block(v_query, v_gallery, lengths, 90), atol=1e-6
+    )
 
 
 def test_re_ranking_changes_rankings_and_rejects_bad_k2():

@@ -1,0 +1,160 @@
+"""Compiled (numba) kernels for the three loops of k-reciprocal re-ranking: each row's k nearest
+neighbours, the expanded k-reciprocal sets, and the Jaccard term. They give the numbers of the
+NumPy path in ``rerank.py``, which stays the fallback: numba is optional (``pip install numba``),
+and ``DAAF_RERANK_KERNELS=numpy`` chooses the NumPy path even where numba is installed.
+
+Compiled on first use (a few seconds, cached on disk beside this file when it is writable).
+"""
+
+import os
+
+import numpy as np
+
+__all__ = ["available", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
+
+try:
+    import numba
+except ImportError:  # optional
+    numba = None
+
+
+def available() -> bool:
+    """Whether the compiled kernels are used: numba imports and DAAF_RERANK_KERNELS is not "numpy"."""
+    return numba is not None and os.environ.get("DAAF_RERANK_KERNELS", "") != "numpy"
+
+
+if numba is not None:
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _nearest(block, k, indices, values, row_max):
+        """Per row of ``block`` (b, n): its k smallest values, ascending (ties: smaller index
+        first, as a stable sort orders them), their columns, and the row's maximum."""
+        b, n = block.shape
+        for r in numba.prange(b):
+            row = block[r]
+            top_v = np.empty(k, np.float32)
+            top_i = np.empty(k, np.int64)
+            filled = 0
+            biggest = row[0]
+            for j in range(n):
+                x = row[j]
+                if x > biggest:
+                    biggest = x
+                if filled == k and x >= top_v[k - 1]:
+                    continue  # not smaller than the k-th (an equal value of a later index sorts after it)
+                pos = filled if filled < k else k - 1
+                while pos > 0 and top_v[pos - 1] > x:
+                    if pos < k:
+                        top_v[pos] = top_v[pos - 1]
+                        top_i[pos] = top_i[pos - 1]
+                    pos -= 1
+                top_v[pos] = x
+                top_i[pos] = j
+                if filled < k:
+                    filled += 1
+            indices[r, :] = top_i
+            values[r, :] = top_v
+            row_max[r] = biggest
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _expansion(ranks, recip, ranks_half, recip_half, out, counts):
+        """Per item i: its k-reciprocal set R(i), joined by the k/2-reciprocal set of each member
+        whose set shares more than 2/3 of its items with R(i); sorted, without repeats, in out[i]."""
+        n, k = ranks.shape
+        kh = ranks_half.shape[1]
+        for i in numba.prange(n):
+            buffer = np.empty(k + k * kh, np.int64)
+            used = 0
+            for t in range(k):
+                if recip[i, t]:
+                    buffer[used] = ranks[i, t]
+                    used += 1
+            members = used
+            for t in range(k):
+                if not recip[i, t]:
+                    continue
+                c = ranks[i, t]
+                size = 0
+                overlap = 0
+                for u in range(kh):
+                    if recip_half[c, u]:
+                        size += 1
+                        candidate = ranks_half[c, u]
+                        for m in range(members):
+                            if buffer[m] == candidate:
+                                overlap += 1
+                                break
+                if overlap > 2.0 / 3.0 * size:
+                    for u in range(kh):
+                        if recip_half[c, u]:
+                            buffer[used] = ranks_half[c, u]
+                            used += 1
+            items = np.sort(buffer[:used])
+            unique = 0
+            for t in range(used):
+                if t == 0 or items[t] != items[t - 1]:
+                    out[i, unique] = items[t]
+                    unique += 1
+            counts[i] = unique
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _jaccard(q_indptr, q_indices, q_data, g_indptr, g_indices, g_data, num_gallery, out):
+        """out[i, j] = 1 - m / (2 - m), m = sum_k min(V[i, k], V[j, k]), for query rows i (CSR) and
+        gallery rows j (given as the gallery block's CSC columns)."""
+        for i in numba.prange(len(q_indptr) - 1):
+            m = np.zeros(num_gallery, np.float64)
+            for p in range(q_indptr[i], q_indptr[i + 1]):
+                col, value = q_indices[p], q_data[p]
+                for s in range(g_indptr[col], g_indptr[col + 1]):
+                    other = g_data[s]
+                    m[g_indices[s]] += value if value < other else other
+            for j in range(num_gallery):
+                x = np.float32(m[j])
+                out[i, j] = 1.0 - x / (2.0 - x)
+
+
+def nearest_neighbours(block: np.ndarray, k: int):
+    """(indices (b, k) int64, values (b, k) float32, row maxima (b,)) of a (b, n) float32 block:
+    each row's k smallest values in ascending order, ties ordered by column."""
+    block = np.ascontiguousarray(block, dtype=np.float32)
+    indices = np.empty((len(block), k), np.int64)
+    values = np.empty((len(block), k), np.float32)
+    row_max = np.empty(len(block), np.float32)
+    _nearest(block, k, indices, values, row_max)
+    return indices, values, row_max
+
+
+def expansion_pairs(ranks, recip, ranks_half, recip_half):
+    """(rows, cols) of every item's expanded k-reciprocal set, sorted by row then column (the
+    pairs of rerank._expansion_pairs)."""
+    n, k = ranks.shape
+    out = np.empty((n, k + k * ranks_half.shape[1]), np.int64)
+    counts = np.empty(n, np.int64)
+    _expansion(
+        np.ascontiguousarray(ranks),
+        np.ascontiguousarray(recip),
+        np.ascontiguousarray(ranks_half),
+        np.ascontiguousarray(recip_half),
+        out,
+        counts,
+    )
+    keep = np.arange(out.shape[1])[None, :] < counts[:, None]
+    return np.repeat(np.arange(n), counts), out[keep]
+
+
+def jaccard_rows(v_query, v_gallery_csc, num_gallery: int, out: np.ndarray = None) -> np.ndarray:
+    """The (q, G) float32 Jaccard distances of the query rows of V (CSR) to the gallery rows of V
+    (the gallery block as CSC: column k lists the gallery items holding k), into ``out`` if given."""
+    if out is None:
+        out = np.empty((v_query.shape[0], num_gallery), np.float32)
+    _jaccard(
+        v_query.indptr.astype(np.int64),
+        v_query.indices.astype(np.int64),
+        v_query.data.astype(np.float32),
+        v_gallery_csc.indptr.astype(np.int64),
+        v_gallery_csc.indices.astype(np.int64),
+        v_gallery_csc.data.astype(np.float32),
+        num_gallery,
+        out,
+    )
+    return out
