@@ -6,7 +6,7 @@ peak memory (ru_maxrss) is its own.
     python benchmarks/bench_evaluation.py            # Market-1501 size (3,368 x 15,913) + MSMT17 size
     python benchmarks/bench_evaluation.py --quick    # small sizes, for a smoke run
 
-Re-ranking uses the compiled kernels of daaf/evaluation/rerank_kernels.py when numba is installed
+Re-ranking uses the compiled kernels of daaf/evaluation/kernels.py when numba is installed
 (compiled before the timed part); the NumPy fallback is measured beside it.
 
 Targets (2-core CPU): rank metrics <= 1.0 s and <= 0.3 GB added (<= 0.3 s for a trained-like model);
@@ -102,12 +102,12 @@ def case(name: str, q: int, g: int) -> dict:
         import os
 
         if name == "rerank_numpy":  # the fallback path, without the compiled kernels
-            os.environ["DAAF_RERANK_KERNELS"] = "numpy"
-        from daaf.evaluation import re_ranking, rerank_kernels
+            os.environ["DAAF_EVAL_KERNELS"] = "numpy"
+        from daaf.evaluation import kernels, re_ranking
 
         from reference_evaluation import re_ranking_reference
 
-        if rerank_kernels.available():  # compiled before the timed part (cached on disk after the first run)
+        if kernels.available():  # compiled before the timed part (cached on disk after the first run)
             re_ranking(*_rerank_inputs(30, 60))
         qg, qq, gg = _rerank_inputs(q, g)
         before = _peak_rss_gb()
@@ -118,9 +118,9 @@ def case(name: str, q: int, g: int) -> dict:
     if name in ("evaluator", "evaluator_rerank", "matrices_then_rerank", "product_alone"):
         import torch
 
-        from daaf.evaluation import re_ranking, rerank_kernels
+        from daaf.evaluation import kernels, re_ranking
 
-        if "rerank" in name and rerank_kernels.available():  # compiled before the timed part
+        if "rerank" in name and kernels.available():  # compiled before the timed part
             re_ranking(*_rerank_inputs(30, 60))
         qf, gf, q_pids, g_pids, q_cams, g_cams = _feature_problem(q, g)
         before = _peak_rss_gb()

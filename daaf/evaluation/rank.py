@@ -2,7 +2,9 @@
 
 Protocol (same as torchreid / fast-reid): for each query, gallery items with the same pid AND
 the same camera are removed; the rest are ranked by distance (ties broken by gallery index, as
-a stable sort would); queries without any remaining true match are skipped.
+a stable sort would); queries without any remaining true match are skipped. With numba installed,
+a compiled kernel (``kernels.query_metrics``) computes each query's metrics in one pass over its
+row; the NumPy paths below are the fallback (the same numbers).
 """
 
 import functools
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from typing import Iterable, Tuple
 
 import numpy as np
+
+from . import kernels
 
 __all__ = ["evaluate_rank", "evaluate_rank_chunks", "RankAccumulator", "match_ranks"]
 
@@ -145,11 +149,27 @@ class RankAccumulator:
             raise ValueError("distance matrix contains NaN")
         q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
         g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
+        if kernels.available():
+            self._add_metrics(*kernels.query_metrics(dist, q_pids, g_pids, q_camids, g_camids))
+            return
         ranks = _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids)
         if ranks is None:
             ranks = _match_ranks_by_sorting(dist, q_pids, g_pids, q_camids, g_camids)
         for query_ranks in ranks:
             self._add_query(query_ranks)
+
+    def _add_metrics(self, first_rank: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
+        """Per-query results of the compiled kernel: 0-based first-match ranks (-1: no true
+        match), AP and INP (NaN without a true match)."""
+        valid = first_rank >= 0
+        self.num_skipped += int((~valid).sum())
+        self.num_valid += int(valid.sum())
+        self.query_ap.extend(ap.tolist())
+        self.query_first_match.extend((first_rank + 1).tolist())  # 0 without a true match
+        hits = first_rank[valid & (first_rank < self.max_rank)]
+        self.first_match_hist += np.bincount(hits, minlength=self.max_rank)[: self.max_rank]
+        self.ap_sum += float(ap[valid].sum())
+        self.inp_sum += float(inp[valid].sum())
 
     def _add_query(self, ranks: np.ndarray) -> None:
         """One query's sorted 0-based positions of its true matches (empty: no true match)."""

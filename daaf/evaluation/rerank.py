@@ -10,7 +10,7 @@ the Jaccard distance 1 - sum(min) / (2 - sum(min)) is mixed with the original di
 Instead of several dense (q+g)^2 matrices this keeps only the k1+1 nearest neighbours of every
 item (found chunk by chunk with torch.topk, on the GPU when asked), V as a sparse matrix, and
 computes the Jaccard term for chunks of queries. With numba installed, the neighbour search on the
-CPU, the set expansion and the Jaccard term run as compiled kernels (``rerank_kernels``; the same
+CPU, the set expansion and the Jaccard term run as compiled kernels (``kernels``; the same
 numbers); the NumPy path is the fallback.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from . import rerank_kernels
+from . import kernels
 from .distance import paired_distance, pairwise_distance, prepare_features, squared_norms
 
 __all__ = ["re_ranking", "re_ranking_features"]
@@ -137,12 +137,12 @@ def _nearest_neighbours(source, chunk_size: int, k_store: int):
     nearest_sq = np.empty((n, k_store), dtype=np.float32)
     row_max = np.empty(n, dtype=np.float32)
     original = np.empty((q, n - q), dtype=np.float32)
-    compiled = rerank_kernels.available() and source.device.type == "cpu"
+    compiled = kernels.available() and source.device.type == "cpu"
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         sq = source.rows(start, stop).pow_(2)  # rows() hands over a fresh block
         if compiled:
-            ranks[start:stop], nearest_sq[start:stop], row_max[start:stop] = rerank_kernels.nearest_neighbours(sq.numpy(), k_store)
+            ranks[start:stop], nearest_sq[start:stop], row_max[start:stop] = kernels.nearest_neighbours(sq.numpy(), k_store)
             block_max = torch.from_numpy(row_max[start:stop])
         else:
             block_max = sq.max(dim=1).values
@@ -214,7 +214,7 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     recip = _reciprocal_mask(ranks)
     ranks_half = np.ascontiguousarray(ranks[:, :k_half])
     recip_half = _reciprocal_mask(ranks_half)
-    expand = rerank_kernels.expansion_pairs if rerank_kernels.available() else _expansion_pairs
+    expand = kernels.expansion_pairs if kernels.available() else _expansion_pairs
     rows, cols = expand(ranks, recip, ranks_half, recip_half)
 
     # Gaussian kernel of the (squared, row-normalised) original distance, normalised per row.
@@ -232,8 +232,8 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     num_gallery = n - q
     lengths_per_col = np.diff(v_gallery.indptr)
     final = np.empty((q, num_gallery), dtype=np.float32)
-    if rerank_kernels.available():
-        rerank_kernels.jaccard_rows(v_query, v_gallery, num_gallery, out=final)
+    if kernels.available():
+        kernels.jaccard_rows(v_query, v_gallery, num_gallery, out=final)
     else:
         for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=8_000_000):
             final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)

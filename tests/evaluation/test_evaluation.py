@@ -26,9 +26,21 @@ def random_problem(seed, q=40, g=120, ties=False, num_ids=15, num_cams=3):
     return dist, q_pids, g_pids, q_cams, g_cams
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request, monkeypatch):
+    """The evaluation through its NumPy paths, or through the compiled kernels (numba)."""
+    from daaf.evaluation import kernels
+
+    if request.param == "numpy":
+        monkeypatch.setenv("DAAF_EVAL_KERNELS", "numpy")
+    elif kernels.numba is None:
+        pytest.skip("numba is not installed (optional: the compiled evaluation kernels)")
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("ties", [False, True])
-def test_rank_metrics_match_per_query_loop(seed, ties):
+def test_rank_metrics_match_per_query_loop(seed, ties, kernel_path):
     problem = random_problem(seed, ties=ties)
     cmc, mAP, mINP = evaluate_rank(*problem, max_rank=50)
     ref_cmc, ref_mAP, ref_mINP = evaluate_rank_reference(*problem, max_rank=50)
@@ -38,7 +50,7 @@ def test_rank_metrics_match_per_query_loop(seed, ties):
     assert 0 <= mINP <= mAP <= 1
 
 
-def test_infinite_distances_tie_with_removed_items():
+def test_infinite_distances_tie_with_removed_items(kernel_path):
     dist, q_pids, g_pids, q_cams, g_cams = random_problem(7, ties=True)
     dist[dist == 5] = np.inf
     np.testing.assert_allclose(
@@ -49,7 +61,7 @@ def test_infinite_distances_tie_with_removed_items():
     )
 
 
-def test_short_gallery_shorter_than_max_rank():
+def test_short_gallery_shorter_than_max_rank(kernel_path):
     problem = random_problem(1, q=6, g=9, num_ids=3, num_cams=2)
     cmc, mAP, _ = evaluate_rank(*problem, max_rank=50)
     ref_cmc, ref_mAP, _ = evaluate_rank_reference(*problem, max_rank=50)
@@ -57,7 +69,7 @@ def test_short_gallery_shorter_than_max_rank():
     assert cmc[-1] == pytest.approx(1.0) and mAP == pytest.approx(ref_mAP)
 
 
-def test_queries_without_match_are_skipped():
+def test_queries_without_match_are_skipped(kernel_path):
     dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float32)
     # query 1 (pid 9) has no match; query 0's match at camera 1 is junk, camera 2 at rank 2
     cmc, mAP, mINP = evaluate_rank(dist, np.array([1, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
@@ -66,7 +78,7 @@ def test_queries_without_match_are_skipped():
         evaluate_rank(dist, np.array([8, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
 
 
-def test_perfect_ranking_has_map_one():
+def test_perfect_ranking_has_map_one(kernel_path):
     g_pids = np.repeat(np.arange(10), 3)
     q_pids = np.arange(10)
     dist = (q_pids[:, None] != g_pids[None, :]).astype(np.float32) + np.random.default_rng(0).random((10, 30)) * 0.1
@@ -74,7 +86,7 @@ def test_perfect_ranking_has_map_one():
     assert cmc[0] == 1.0 and mAP == pytest.approx(1.0) and mINP == pytest.approx(1.0)
 
 
-def test_chunked_equals_unchunked_and_features_path_equals_matrix():
+def test_chunked_equals_unchunked_and_features_path_equals_matrix(kernel_path):
     problem = random_problem(3, q=53, g=97)
     whole = evaluate_rank(*problem, chunk_size=10_000)
     chunked = evaluate_rank(*problem, chunk_size=7)
@@ -98,20 +110,8 @@ def euclidean(a, b):
     return torch.cdist(torch.from_numpy(a).double(), torch.from_numpy(b).double()).float().numpy()
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def rerank_path(request, monkeypatch):
-    """Re-ranking through the NumPy path, or through the compiled kernels (numba)."""
-    from daaf.evaluation import rerank_kernels
-
-    if request.param == "numpy":
-        monkeypatch.setenv("DAAF_RERANK_KERNELS", "numpy")
-    elif rerank_kernels.numba is None:
-        pytest.skip("numba is not installed (optional: the compiled re-ranking kernels)")
-    return request.param
-
-
 @pytest.mark.parametrize("seed,k1,k2,lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.5), (2, 10, 3, 0.1), (3, 4, 5, 0.0)])
-def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, rerank_path):
+def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, kernel_path):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(12, 8))
     qf = (centers[rng.integers(0, 12, 30)] + 0.5 * rng.normal(size=(30, 8))).astype(np.float32)
@@ -126,14 +126,14 @@ def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, rerank_path):
 
 
 def test_compiled_kernels_equal_the_numpy_steps():
-    from daaf.evaluation import rerank, rerank_kernels
+    from daaf.evaluation import kernels, rerank
 
-    if rerank_kernels.numba is None:
+    if kernels.numba is None:
         pytest.skip("numba is not installed (optional: the compiled re-ranking kernels)")
     rng = np.random.default_rng(0)
     block = rng.random((40, 300)).astype(np.float32)
     block[3, [7, 9, 200]] = 0.001  # ties: the smaller column first, as a stable sort orders them
-    indices, values, row_max = rerank_kernels.nearest_neighbours(block, 12)
+    indices, values, row_max = kernels.nearest_neighbours(block, 12)
     order = np.argsort(block, axis=1, kind="stable")[:, :12]
     np.testing.assert_array_equal(indices, order)
     np.testing.assert_array_equal(values, np.take_along_axis(block, order, 1))
@@ -142,9 +142,7 @@ def test_compiled_kernels_equal_the_numpy_steps():
     ranks = np.argsort(euclidean(features, features), axis=1, kind="stable")[:, :11]
     half = np.ascontiguousarray(ranks[:, :6])
     recip, recip_half = rerank._reciprocal_mask(ranks), rerank._reciprocal_mask(half)
-    for got, want in zip(
-        rerank_kernels.expansion_pairs(ranks, recip, half, recip_half), rerank._expansion_pairs(ranks, recip, half, recip_half)
-    ):
+    for got, want in zip(kernels.expansion_pairs(ranks, recip, half, recip_half), rerank._expansion_pairs(ranks, recip, half, recip_half)):
         np.testing.assert_array_equal(got, want)
     from scipy import sparse
 
@@ -152,7 +150,7 @@ def test_compiled_kernels_equal_the_numpy_steps():
     v_query, v_gallery = v[:30].tocsr(), v[30:].tocsc()
     lengths = np.diff(v_gallery.indptr)
     np.testing.assert_allclose(
-        rerank_kernels.jaccard_rows(v_query, v_gallery, 90), rerank._jaccard_block(v_query, v_gallery, lengths, 90), atol=1e-6
+        kernels.jaccard_rows(v_query, v_gallery, 90), rerank._jaccard_block(v_query, v_gallery, lengths, 90), atol=1e-6
     )
 
 

@@ -1,7 +1,8 @@
-"""Compiled (numba) kernels for the three loops of k-reciprocal re-ranking: each row's k nearest
-neighbours, the expanded k-reciprocal sets, and the Jaccard term. They give the numbers of the
-NumPy path in ``rerank.py``, which stays the fallback: numba is optional (``pip install numba``),
-and ``DAAF_RERANK_KERNELS=numpy`` chooses the NumPy path even where numba is installed.
+"""Compiled (numba) kernels of the evaluation: the per-query rank metrics (``rank.py``) and the
+three loops of k-reciprocal re-ranking (``rerank.py``: each row's k nearest neighbours, the
+expanded k-reciprocal sets, the Jaccard term). They give the numbers of the NumPy paths, which stay
+the fallback: numba is optional (``pip install numba``), and ``DAAF_EVAL_KERNELS=numpy`` chooses
+the NumPy paths even where numba is installed.
 
 Compiled on first use (a few seconds, cached on disk beside this file when it is writable).
 """
@@ -10,7 +11,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
+__all__ = ["available", "query_metrics", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
 
 try:
     import numba
@@ -19,11 +20,60 @@ except ImportError:  # optional
 
 
 def available() -> bool:
-    """Whether the compiled kernels are used: numba imports and DAAF_RERANK_KERNELS is not "numpy"."""
-    return numba is not None and os.environ.get("DAAF_RERANK_KERNELS", "") != "numpy"
+    """Whether the compiled kernels are used: numba imports and DAAF_EVAL_KERNELS is not "numpy"."""
+    return numba is not None and os.environ.get("DAAF_EVAL_KERNELS", "") != "numpy"
 
 
 if numba is not None:
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _query_metrics(dist, q_pids, q_camids, g_pids, g_camids, by_pid, first, count, first_rank, ap, inp):
+        """Per query: the 0-based rank of its first true match, AP and INP under the protocol (the
+        same pid seen by the same camera removed; ties ordered by gallery index), or -1 / NaN for a
+        query without a true match. A gallery item is ranked before a match when its (distance,
+        index) is smaller: counted with one pass over the row and a binary search among the
+        (few) matches, sorted by (distance, index)."""
+        for i in numba.prange(dist.shape[0]):
+            row = dist[i]
+            qp, qc = q_pids[i], q_camids[i]
+            matches = np.empty(count[i], np.int64)
+            m = 0
+            for t in range(first[i], first[i] + count[i]):
+                j = by_pid[t]
+                if g_camids[j] != qc:
+                    matches[m] = j
+                    m += 1
+            if m == 0:
+                first_rank[i], ap[i], inp[i] = -1, np.nan, np.nan
+                continue
+            keys = np.empty(m, np.float64)
+            for t in range(m):
+                keys[t] = row[matches[t]]
+            order = np.argsort(keys, kind="mergesort")  # stable: equal distances keep index order
+            match_d = keys[order]
+            match_j = matches[order]
+            before = np.zeros(m + 1, np.int64)  # before[c]: items ranked after c matches, before the others
+            last_d = match_d[m - 1]
+            for j in range(row.shape[0]):
+                d = row[j]
+                if d > last_d or g_pids[j] == qp:  # after every match, or a match / a removed item
+                    continue
+                lo, hi = 0, m
+                while lo < hi:  # matches whose (distance, index) is smaller than the item's
+                    mid = (lo + hi) // 2
+                    if match_d[mid] < d or (match_d[mid] == d and match_j[mid] < j):
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                before[lo] += 1
+            total, ap_sum, rank = 0, 0.0, 0
+            for t in range(m):
+                total += before[t]
+                rank = t + total
+                ap_sum += (t + 1.0) / (rank + 1.0)
+            first_rank[i] = before[0]
+            ap[i] = ap_sum / m
+            inp[i] = m / (rank + 1.0)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _nearest(block, k, indices, values, row_max):
@@ -111,6 +161,23 @@ if numba is not None:
             for j in range(num_gallery):
                 x = np.float32(m[j])
                 out[i, j] = 1.0 - x / (2.0 - x)
+
+
+def query_metrics(dist, q_pids, g_pids, q_camids, g_camids):
+    """(first-match ranks (Q,) int64, AP (Q,), INP (Q,)) of a (Q, G) distance block: 0-based
+    ranks; -1 and NaN for a query without a true match (see rank.py for the protocol)."""
+    g_pids = np.ascontiguousarray(g_pids, dtype=np.int64)
+    q_pids = np.ascontiguousarray(q_pids, dtype=np.int64)
+    by_pid = np.argsort(g_pids, kind="stable")
+    first = np.searchsorted(g_pids[by_pid], q_pids, "left")
+    count = np.searchsorted(g_pids[by_pid], q_pids, "right") - first
+    num_q = len(dist)
+    first_rank, ap, inp = np.empty(num_q, np.int64), np.empty(num_q, np.float64), np.empty(num_q, np.float64)
+    _query_metrics(
+        np.ascontiguousarray(dist), q_pids, np.ascontiguousarray(q_camids, dtype=np.int64), g_pids,
+        np.ascontiguousarray(g_camids, dtype=np.int64), by_pid, first, count, first_rank, ap, inp,
+    )  # fmt: skip
+    return first_rank, ap, inp
 
 
 def nearest_neighbours(block: np.ndarray, k: int):
