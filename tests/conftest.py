@@ -67,6 +67,25 @@ def hide_detectron2(monkeypatch):
     monkeypatch.setitem(sys.modules, "detectron2", None)
 
 
+# What every CPU test model starts from: ResNet-18 without ImageNet weights.
+CPU_R18 = {"MODEL.DEVICE": "cpu", "MODEL.BACKBONE.DEPTH": 18, "MODEL.BACKBONE.PRETRAIN": False}
+
+
+def key_values(overrides: dict) -> list:
+    """{"KEY": value} as the flat ["KEY", "value", ...] list of config overrides (command lines,
+    ``merge_from_list``)."""
+    return [str(x) for pair in overrides.items() for x in pair]
+
+
+def cpu_cfg(**overrides):
+    """get_cfg() with CPU_R18 and ``overrides`` (keys with "__" for ".": MODEL__HEADS__NAME=...)."""
+    from daaf.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_list(key_values({**CPU_R18, **{k.replace("__", "."): v for k, v in overrides.items()}}))
+    return cfg
+
+
 def tiny_synthetic_config(**overrides):
     from daaf.data.synthetic import SyntheticConfig
 
@@ -98,46 +117,23 @@ def synthetic_root(tmp_path_factory):
 @pytest.fixture
 def tiny_cfg(synthetic_root, tmp_path):
     """A CPU config on the tiny synthetic data: ResNet-18 TriNet, 64x32 input, 2 iterations."""
-    from daaf.config import get_cfg
-
-    cfg = get_cfg()
-    cfg.merge_from_list(
-        [
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.DEPTH",
-            "18",
-            "MODEL.BACKBONE.PRETRAIN",
-            "False",
-            "DATASETS.ROOT",
-            synthetic_root,
-            "DATASETS.TRAIN",
-            "('SyntheticPersons',)",
-            "DATASETS.TEST",
-            "('SyntheticPersons',)",
-            "INPUT.SIZE_TRAIN",
-            "[64, 32]",
-            "INPUT.SIZE_TEST",
-            "[64, 32]",
-            "DATALOADER.NUM_WORKERS",
-            "0",
-            "SOLVER.IMS_PER_BATCH",
-            "8",
-            "SOLVER.MAX_ITER",
-            "2",
-            "SOLVER.CHECKPOINT_PERIOD",
-            "1000",
-            "TEST.IMS_PER_BATCH",
-            "16",
-            "OUTPUT_DIR",
-            str(tmp_path / "out"),
-            "SEED",
-            "0",
-            "LOG_PERIOD",
-            "1",
-        ]
+    return cpu_cfg(
+        **{
+            "DATASETS.ROOT": synthetic_root,
+            "DATASETS.TRAIN": "('SyntheticPersons',)",
+            "DATASETS.TEST": "('SyntheticPersons',)",
+            "INPUT.SIZE_TRAIN": "[64, 32]",
+            "INPUT.SIZE_TEST": "[64, 32]",
+            "DATALOADER.NUM_WORKERS": 0,
+            "SOLVER.IMS_PER_BATCH": 8,
+            "SOLVER.MAX_ITER": 2,
+            "SOLVER.CHECKPOINT_PERIOD": 1000,
+            "TEST.IMS_PER_BATCH": 16,
+            "OUTPUT_DIR": tmp_path / "out",
+            "SEED": 0,
+            "LOG_PERIOD": 1,
+        }
     )
-    return cfg
 
 
 def make_batch(images, pids=None, **label_fields):
@@ -217,28 +213,20 @@ def trained(tmp_path_factory, synthetic_root):
     folder = tmp_path_factory.mktemp("trained")
     cfg = get_cfg()
     cfg.merge_from_list(
-        [
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.DEPTH",
-            "18",
-            "MODEL.BACKBONE.PRETRAIN",
-            "False",
-            "MODEL.HEADS.MID_DIM",
-            "64",
-            "MODEL.HEADS.EMBEDDING_DIM",
-            "16",
-            "INPUT.SIZE_TEST",
-            "[64, 32]",
-            "INPUT.SIZE_TRAIN",
-            "[64, 32]",
-            "DATASETS.ROOT",
-            synthetic_root,
-            "DATASETS.TEST",
-            "('SyntheticPersons',)",
-            "TEST.IMS_PER_BATCH",
-            "8",
-        ]
+        key_values(
+            {
+                "MODEL.DEVICE": "cpu",
+                "MODEL.BACKBONE.DEPTH": 18,
+                "MODEL.BACKBONE.PRETRAIN": False,
+                "MODEL.HEADS.MID_DIM": 64,
+                "MODEL.HEADS.EMBEDDING_DIM": 16,
+                "INPUT.SIZE_TEST": "[64, 32]",
+                "INPUT.SIZE_TRAIN": "[64, 32]",
+                "DATASETS.ROOT": synthetic_root,
+                "DATASETS.TEST": "('SyntheticPersons',)",
+                "TEST.IMS_PER_BATCH": 8,
+            }
+        )
     )
     base_cfg = cfg.clone()
     cfg.MODEL.DAAF.BRANCHES = ["HAB", "PAB"]

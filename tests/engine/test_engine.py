@@ -16,7 +16,7 @@ from daaf.solver import build_lr_scheduler
 from daaf.utils.checkpoint import DAAFCheckpointer
 
 import toy_components  # noqa: F401  (registers ToyReIDNet)
-from conftest import REPO, TESTS, child_pids, is_running
+from conftest import REPO, TESTS, child_pids, is_running, key_values
 
 TOY_MODULE = os.path.join(TESTS, "toy_components.py")
 
@@ -352,36 +352,30 @@ def _lr_curve(cfg, iters):
 def test_lr_schedules(tiny_cfg):
     cfg = tiny_cfg.clone()
     cfg.merge_from_list(
-        [
-            "SOLVER.BASE_LR",
-            "1.0",
-            "SOLVER.MAX_ITER",
-            "100",
-            "SOLVER.LR_SCHEDULER_NAME",
-            "WarmupMultiStepLR",
-            "SOLVER.STEPS",
-            "(40, 70)",
-            "SOLVER.WARMUP_ITERS",
-            "10",
-            "SOLVER.WARMUP_FACTOR",
-            "0.01",
-        ]
+        key_values(
+            {
+                "SOLVER.BASE_LR": 1.0,
+                "SOLVER.MAX_ITER": 100,
+                "SOLVER.LR_SCHEDULER_NAME": "WarmupMultiStepLR",
+                "SOLVER.STEPS": "(40, 70)",
+                "SOLVER.WARMUP_ITERS": 10,
+                "SOLVER.WARMUP_FACTOR": 0.01,
+            }
+        )
     )
     lrs = _lr_curve(cfg, 100)
     assert lrs[0] == pytest.approx(0.01) and lrs[5] == pytest.approx(0.01 + 0.99 * 0.5)
     assert lrs[10:40] == pytest.approx(1.0) and lrs[40:70] == pytest.approx(0.1) and lrs[70:] == pytest.approx(0.01)
 
     cfg.merge_from_list(
-        [
-            "SOLVER.LR_SCHEDULER_NAME",
-            "ExponentialDecayLR",
-            "SOLVER.WARMUP_ITERS",
-            "0",
-            "SOLVER.DECAY_START",
-            "60",
-            "SOLVER.DECAY_FACTOR",
-            "0.001",
-        ]
+        key_values(
+            {
+                "SOLVER.LR_SCHEDULER_NAME": "ExponentialDecayLR",
+                "SOLVER.WARMUP_ITERS": 0,
+                "SOLVER.DECAY_START": 60,
+                "SOLVER.DECAY_FACTOR": 0.001,
+            }
+        )
     )
     lrs = _lr_curve(cfg, 100)
     assert lrs[:60] == pytest.approx(1.0)

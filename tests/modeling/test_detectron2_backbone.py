@@ -13,22 +13,20 @@ from daaf.config import get_cfg
 from daaf.modeling import build_model
 from daaf.utils.errors import UserError
 
-from conftest import make_batch
+from conftest import key_values, make_batch
 
 
 def d2_cfg(**overrides):
     cfg = get_cfg()
     cfg.merge_from_list(
-        [
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.NAME",
-            "build_detectron2_backbone",
-            "MODEL.BACKBONE.DEPTH",
-            "50",
-            "MODEL.BACKBONE.PRETRAIN",
-            "False",
-        ]
+        key_values(
+            {
+                "MODEL.DEVICE": "cpu",
+                "MODEL.BACKBONE.NAME": "build_detectron2_backbone",
+                "MODEL.BACKBONE.DEPTH": 50,
+                "MODEL.BACKBONE.PRETRAIN": False,
+            }
+        )
     )
     for key, value in overrides.items():
         cfg.merge_from_list([key.replace("__", "."), str(value)])
@@ -76,16 +74,14 @@ def test_detectron2_backbone_trains_daaf_steps_and_its_export_loads_in_detectron
 
     cfg = tiny_cfg.clone()
     cfg.merge_from_list(
-        [
-            "MODEL.BACKBONE.NAME",
-            "build_detectron2_backbone",
-            "MODEL.DAAF.BRANCHES",
-            "['HAB', 'PAB']",
-            "DATASETS.TEST",
-            "()",
-            "SOLVER.MAX_ITER",
-            "3",
-        ]
+        key_values(
+            {
+                "MODEL.BACKBONE.NAME": "build_detectron2_backbone",
+                "MODEL.DAAF.BRANCHES": "['HAB', 'PAB']",
+                "DATASETS.TEST": "()",
+                "SOLVER.MAX_ITER": 3,
+            }
+        )
     )
     trainer = DefaultTrainer(cfg)
     before = {k: v.clone() for k, v in trainer.model.backbone.body.state_dict().items()}

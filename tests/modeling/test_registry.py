@@ -8,7 +8,7 @@ from daaf.config import get_cfg, import_user_modules
 from daaf.modeling import BACKBONE_REGISTRY, build_model
 from daaf.utils.errors import ConfigError
 
-from conftest import make_batch
+from conftest import key_values, make_batch
 
 USER_MODULE = textwrap.dedent(
     '''
@@ -85,16 +85,14 @@ def test_the_old_name_of_the_resnet_backbone_still_works_with_a_deprecation_line
 
     cfg = get_cfg()
     cfg.merge_from_list(
-        [
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.DEPTH",
-            "18",
-            "MODEL.BACKBONE.PRETRAIN",
-            "False",
-            "MODEL.BACKBONE.NAME",
-            "build_resnet_backbone",
-        ]
+        key_values(
+            {
+                "MODEL.DEVICE": "cpu",
+                "MODEL.BACKBONE.DEPTH": 18,
+                "MODEL.BACKBONE.PRETRAIN": False,
+                "MODEL.BACKBONE.NAME": "build_resnet_backbone",
+            }
+        )
     )
     daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
     daaf_logger.addHandler(caplog.handler)
