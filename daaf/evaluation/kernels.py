@@ -31,8 +31,8 @@ if numba is not None:
         """Per query: the 0-based rank of its first true match, AP and INP under the protocol (the
         same pid seen by the same camera removed; ties ordered by gallery index), or -1 / NaN for a
         query without a true match. A gallery item is ranked before a match when its (distance,
-        index) is smaller: counted with one pass over the row and a binary search among the
-        (few) matches, sorted by (distance, index)."""
+        index) is smaller: counted with one pass over the row, each item placed among the matches
+        (sorted by (distance, index)) from a table of where each distance bin starts."""
         for i in numba.prange(dist.shape[0]):
             row = dist[i]
             qp, qc = q_pids[i], q_camids[i]
@@ -53,19 +53,25 @@ if numba is not None:
             match_d = keys[order]
             match_j = matches[order]
             before = np.zeros(m + 1, np.int64)  # before[c]: items ranked after c matches, before the others
-            last_d = match_d[m - 1]
+            first_d, last_d = match_d[0], match_d[m - 1]
+            # where to start looking among the matches for a distance: table[b] is the first match at
+            # or beyond the start of bin b of [first_d, last_d], so only a few are stepped over
+            bins = 4 * m
+            scale = bins / (last_d - first_d) if last_d > first_d else 0.0
+            table = np.empty(bins + 1, np.int64)
+            t = 0
+            for b in range(bins + 1):
+                while t < m and (match_d[t] - first_d) * scale < b:
+                    t += 1
+                table[b] = t
             for j in range(row.shape[0]):
                 d = row[j]
                 if d > last_d or g_pids[j] == qp:  # after every match, or a match / a removed item
                     continue
-                lo, hi = 0, m
-                while lo < hi:  # matches whose (distance, index) is smaller than the item's
-                    mid = (lo + hi) // 2
-                    if match_d[mid] < d or (match_d[mid] == d and match_j[mid] < j):
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                before[lo] += 1
+                pos = 0 if d <= first_d else table[min(int((d - first_d) * scale), bins)]
+                while pos < m and (match_d[pos] < d or (match_d[pos] == d and match_j[pos] < j)):
+                    pos += 1  # the matches whose (distance, index) is smaller than the item's
+                before[pos] += 1
             total, ap_sum, rank = 0, 0.0, 0
             for t in range(m):
                 total += before[t]
