@@ -57,7 +57,8 @@ if numba is not None:
             # where to start looking among the matches for a distance: table[b] is the first match at
             # or beyond the start of bin b of [first_d, last_d], so only a few are stepped over
             bins = 4 * m
-            scale = bins / (last_d - first_d) if last_d > first_d else 0.0
+            span = last_d - first_d
+            scale = bins / span if 0.0 < span < np.inf else 0.0  # 0: no table (one distance, or an infinite one)
             table = np.empty(bins + 1, np.int64)
             t = 0
             for b in range(bins + 1):
@@ -68,7 +69,7 @@ if numba is not None:
                 d = row[j]
                 if d > last_d or g_pids[j] == qp:  # after every match, or a match / a removed item
                     continue
-                pos = 0 if d <= first_d else table[min(int((d - first_d) * scale), bins)]
+                pos = 0 if d <= first_d or scale == 0.0 else table[min(int((d - first_d) * scale), bins)]
                 while pos < m and (match_d[pos] < d or (match_d[pos] == d and match_j[pos] < j)):
                     pos += 1  # the matches whose (distance, index) is smaller than the item's
                 before[pos] += 1
