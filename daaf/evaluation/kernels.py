@@ -191,6 +191,8 @@ def nearest_neighbours(block: np.ndarray, k: int):
     """(indices (b, k) int64, values (b, k) float32, row maxima (b,)) of a (b, n) float32 block:
     each row's k smallest values in ascending order, ties ordered by column."""
     block = np.ascontiguousarray(block, dtype=np.float32)
+    if not 1 <= k <= block.shape[1]:
+        raise ValueError(f"k = {k}: expected 1 to {block.shape[1]} (the row length)")
     indices = np.empty((len(block), k), np.int64)
     values = np.empty((len(block), k), np.float32)
     row_max = np.empty(len(block), np.float32)
