@@ -1,33 +1,27 @@
 """Training and test data loaders built from the config."""
 
-import ctypes
 import functools
 import logging
-import os
 import random
-import signal
-import sys
-import threading
-import time
 from typing import List, Sequence
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from daaf.config import configurable
 from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
-from daaf.utils.errors import ConfigError, DatasetError, UserError
+from daaf.utils.errors import ConfigError, DatasetError
 
-from . import transfer
-from .batch import PERSON_LABEL_FIELDS, collate_reid_batch
+from .batch import PERSON_LABEL_FIELDS
 from .datasets import get_dataset, register_custom_datasets
 from .image_check import drop_or_refuse_bad_images
+from .loader import ReIDDataLoader
 from .mapper import ReIDDatasetMapper
 from .person_labels import attach_labels, label_file_path, resolve_labels_dir
 from .samplers import InferenceSampler, PKSampler, SeededBatchSampler
 
-__all__ = ["MappedDataset", "ReIDDataLoader", "get_train_records", "build_reid_train_loader", "build_reid_test_loader"]
+__all__ = ["MappedDataset", "get_train_records", "build_reid_train_loader", "build_reid_test_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,79 +47,6 @@ class MappedDataset(Dataset):
             np.random.seed(seed)
             random.seed(seed)
         return self.mapper(self.records[item])
-
-
-def exit_with_parent() -> None:
-    """Make this process (a loader worker) end when its parent dies, even while it is blocked
-    writing a batch to a pipe nobody reads (torch's own watchdog runs only between batches): on
-    Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG), elsewhere a thread watches the parent."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
-            if os.getppid() != parent:  # the parent died before prctl took effect
-                os._exit(1)
-            return
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-class _WorkerInit:
-    """A loader worker's start: :func:`exit_with_parent`, then the caller's ``worker_init_fn``."""
-
-    def __init__(self, worker_init_fn=None):
-        self.worker_init_fn = worker_init_fn
-
-    def __call__(self, worker_id: int) -> None:
-        exit_with_parent()
-        if self.worker_init_fn is not None:
-            self.worker_init_fn(worker_id)
-
-
-class _EncodeInWorkers:
-    """``collate``, then, inside a loader worker, the batch in the form that is cheapest to send
-    to the main process (:mod:`daaf.data.transfer`)."""
-
-    def __init__(self, collate):
-        self.collate = collate
-
-    def __call__(self, items):
-        batch = self.collate(items)
-        return transfer.encode(batch) if get_worker_info() is not None else batch
-
-
-class ReIDDataLoader(DataLoader):
-    """A torch DataLoader (same arguments; ``collate_fn`` defaults to :func:`collate_reid_batch`)
-    whose workers send batches in a cheaper form (:mod:`daaf.data.transfer`) that the main process
-    turns back: it yields exactly the batches of a plain DataLoader, faster (per batch of 64 at
-    256x128 about 0.6 ms per small tensor and 1.8 MB of mask copies; benchmarks/bench_loader.py).
-    Its workers end when the process that started them dies (:func:`exit_with_parent`)."""
-
-    def __init__(self, dataset, *, collate_fn=collate_reid_batch, worker_init_fn=None, **kwargs):
-        super().__init__(dataset, collate_fn=_EncodeInWorkers(collate_fn), worker_init_fn=_WorkerInit(worker_init_fn), **kwargs)
-
-    def __iter__(self):
-        try:
-            for batch in super().__iter__():
-                yield transfer.decode(batch)
-        except UserError as e:
-            raise _from_worker(e) from None
-
-
-def _from_worker(error: UserError) -> UserError:
-    """A UserError raised in a loader worker as its one line: torch re-raises it in the main
-    process with the worker's whole traceback as its message."""
-    text = str(error)
-    if "DataLoader worker process" not in text:
-        return error
-    last = text.strip().splitlines()[-1]
-    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
-    return type(error)(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
 def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: str = None) -> List[dict]:

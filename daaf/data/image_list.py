@@ -8,8 +8,9 @@ import torch
 
 from daaf.utils.errors import UserError
 
-from .build import MappedDataset, ReIDDataLoader
+from .build import MappedDataset
 from .datasets import IMAGE_EXTENSIONS
+from .loader import ReIDDataLoader
 from .mapper import ReIDDatasetMapper
 
 __all__ = ["list_image_files", "build_image_list_loader", "read_test_images"]
