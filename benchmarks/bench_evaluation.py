@@ -83,16 +83,22 @@ def case(name: str, q: int, g: int) -> dict:
         from reference_evaluation import evaluate_rank_reference
 
         problem = _rank_problem(q, g)
+        evaluate_rank(*_rank_problem(20, 50))  # the compiled kernel loaded before the timed part
         before = _peak_rss_gb()
         fn = evaluate_rank if name == "rank" else evaluate_rank_reference
         start = time.perf_counter()
         cmc, mAP, _ = fn(*problem)
         return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
     if name in ("rank_trained", "rank_trained_sorting"):
+        import os
+
+        if name == "rank_trained_sorting":  # the NumPy path sorting every row, as for a weak model
+            os.environ["DAAF_EVAL_KERNELS"] = "numpy"
         from daaf.evaluation import evaluate_rank, rank
 
         problem = _market_like_problem(q, g)
-        if name == "rank_trained_sorting":  # every row sorted, as for a weak model
+        evaluate_rank(*_rank_problem(20, 50))  # the compiled kernel loaded before the timed part
+        if name == "rank_trained_sorting":
             rank._MAX_CANDIDATE_FRACTION = -1.0
         before = _peak_rss_gb()
         start = time.perf_counter()
@@ -186,7 +192,7 @@ def main():
         rows.append((label, size, ours, ref, target))
 
     compare("rank metrics, random", market, "rank", "rank_reference", "<= 1.0 s, <= 0.3 GB added", 1e-9)
-    compare("rank metrics, trained-like", market, "rank_trained", "rank_trained_sorting", "<= 0.3 s", 0.0)
+    compare("rank metrics, trained-like", market, "rank_trained", "rank_trained_sorting", "<= 0.3 s", 1e-9)
     compare(
         "re-ranking from matrices",
         market,
@@ -211,7 +217,7 @@ def main():
             f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}"
         )
     print("\nreference (ref): rank metrics, random = per-query NumPy loop (benchmarks/reference_evaluation.py); rank metrics, trained-like")
-    print("(mAP ~0.8) = the same code sorting every row instead of ranking only the items before each query's farthest match;")
+    print("(mAP ~0.8) = the NumPy path sorting every row (ours: the compiled kernel when numba is installed);")
     print("re-ranking from matrices = the published algorithm with dense (q+g)^2 NumPy matrices (ours: with the compiled")
     print("kernels when numba is installed; 're-ranking, NumPy path' compares them with the NumPy fallback); evaluator + re-ranking")
     print("(2,048-d features in, metrics out, as TEST.RERANK.ENABLED runs it) = the three distance matrices computed once,")
