@@ -55,6 +55,8 @@ class ReIDEvaluator(DatasetEvaluator):
         rerank: apply k-reciprocal re-ranking with (k1, k2, lambda) = rerank_params.
         report_ranks: CMC ranks to report (Partial-REID / Partial-iLIDS: 1 and 3).
         output_dir: where the CMC plot (cmc.png) and, if ``save_ranks``, ranks.npz are written.
+        device: where the distances (and re-ranking's neighbour search) are computed, chunk by
+            chunk ("cpu", "cuda"; MODEL.DEVICE); the rank metrics run on the CPU.
     Returns (evaluate): {"Rank-1": %, ..., "mAP": %, "mINP": %} on the main process; {} elsewhere.
     """
 
@@ -69,6 +71,7 @@ class ReIDEvaluator(DatasetEvaluator):
         max_rank: int = 50,
         report_ranks: Sequence[int] = (1, 5, 10),
         chunk_size: int = 512,
+        device: str = "cpu",
         output_dir: Optional[str] = None,
         save_ranks: bool = False,
         dataset_name: str = "",
@@ -81,6 +84,7 @@ class ReIDEvaluator(DatasetEvaluator):
         self.max_rank = max_rank
         self.report_ranks = tuple(report_ranks)
         self.chunk_size = chunk_size
+        self.device = device
         self.output_dir = output_dir
         self.save_ranks = save_ranks
         self.dataset_name = dataset_name
@@ -97,6 +101,7 @@ class ReIDEvaluator(DatasetEvaluator):
             "max_rank": cfg.TEST.MAX_RANK,
             "report_ranks": report_ranks,
             "chunk_size": cfg.TEST.CHUNK_SIZE,
+            "device": cfg.MODEL.DEVICE,
             "output_dir": output_dir,
             "save_ranks": cfg.TEST.SAVE_RANKS,
             "dataset_name": dataset_name,
@@ -157,12 +162,12 @@ class ReIDEvaluator(DatasetEvaluator):
         return results
 
     def _distance_chunks(self, qf, gf):
-        if not self.rerank:
-            yield from compute_distance_chunks(qf, gf, self.metric, self.chunk_size)
+        if not self.rerank:  # the gallery on the device once; each chunk of distances back to the CPU
+            yield from compute_distance_chunks(qf.to(self.device), gf.to(self.device), self.metric, self.chunk_size)
             return
         k1, k2, lam = self.rerank_params
         logger.info(f"Re-ranking {len(qf)} x {len(gf)} (k1={k1}, k2={k2}, lambda={lam})")
-        dist = re_ranking_features(qf, gf, metric=self.metric, k1=int(k1), k2=int(k2), lambda_value=float(lam))
+        dist = re_ranking_features(qf, gf, metric=self.metric, k1=int(k1), k2=int(k2), lambda_value=float(lam), device=self.device)
         for start in range(0, len(dist), self.chunk_size):
             yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
 

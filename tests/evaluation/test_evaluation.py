@@ -331,3 +331,16 @@ def test_re_ranking_pair_distances_kept_from_the_neighbour_search_equal_computed
     computed = _pair_squared_distances(source, rows, cols, ranks[:, :1], nearest_sq[:, :1])  # only the items themselves kept
     np.testing.assert_allclose(kept, dense_sq[rows, cols], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(computed, dense_sq[rows, cols], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("rerank", [False, True])
+def test_evaluator_on_gpu_gives_the_cpu_numbers(rerank):
+    features, pids, camids = evaluator_inputs()
+    results = {}
+    for device in ("cpu", "cuda"):
+        evaluator = ReIDEvaluator(12, metric="euclidean", rerank=rerank, device=device)
+        feed(evaluator, features, pids, camids)
+        results[device] = evaluator.evaluate()
+    for name, value in results["cpu"].items():
+        assert results["cuda"][name] == pytest.approx(value, abs=1e-3), name
