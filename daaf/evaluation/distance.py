@@ -1,7 +1,7 @@
 """Query-gallery distances from features: the one place that defines the metrics ("cosine",
 "euclidean") the evaluator, re-ranking and the tools use."""
 
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -55,9 +55,11 @@ def paired_distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> torch.Tens
 
 
 def compute_distance_chunks(
-    query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine", chunk_size: int = 512
-) -> Iterator[Tuple[np.ndarray, slice]]:
-    """Yield ((chunk, G) float32 distances, slice of the queries) for (Q, D) and (G, D) features.
+    query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine", chunk_size: int = 512, keep_on_device: bool = False
+) -> Iterator[Tuple[Union[np.ndarray, torch.Tensor], slice]]:
+    """Yield ((chunk, G) float32 distances, slice of the queries) for (Q, D) and (G, D) features,
+    computed on the query features' device: NumPy arrays, or with ``keep_on_device`` tensors left
+    where they were computed.
 
     cosine: 1 - cos(q, g); euclidean: ||q - g||. Peak memory is chunk_size x G, not Q x G.
     """
@@ -67,7 +69,9 @@ def compute_distance_chunks(
     for start in range(0, len(q), chunk_size):
         block = q[start : start + chunk_size]
         dist = pairwise_distance(block, g, metric, g_sq)
-        yield dist.cpu().numpy().astype(np.float32, copy=False), slice(start, start + len(block))
+        if not keep_on_device:
+            dist = dist.cpu().numpy().astype(np.float32, copy=False)
+        yield dist, slice(start, start + len(block))
 
 
 def compute_distance(query, gallery, metric: str = "cosine") -> np.ndarray:

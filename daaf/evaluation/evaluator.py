@@ -55,8 +55,8 @@ class ReIDEvaluator(DatasetEvaluator):
         rerank: apply k-reciprocal re-ranking with (k1, k2, lambda) = rerank_params.
         report_ranks: CMC ranks to report (Partial-REID / Partial-iLIDS: 1 and 3).
         output_dir: where the CMC plot (cmc.png) and, if ``save_ranks``, ranks.npz are written.
-        device: where the distances (and re-ranking's neighbour search) are computed, chunk by
-            chunk ("cpu", "cuda"; MODEL.DEVICE); the rank metrics run on the CPU.
+        device: where the distances, the top-k, the rank metrics and re-ranking's neighbour search
+            and Jaccard term run, chunk by chunk ("cpu", "cuda"; MODEL.DEVICE).
     Returns (evaluate): {"Rank-1": %, ..., "mAP": %, "mINP": %} on the main process; {} elsewhere.
     """
 
@@ -162,14 +162,20 @@ class ReIDEvaluator(DatasetEvaluator):
         return results
 
     def _distance_chunks(self, qf, gf):
-        if not self.rerank:  # the gallery on the device once; each chunk of distances back to the CPU
-            yield from compute_distance_chunks(qf.to(self.device), gf.to(self.device), self.metric, self.chunk_size)
+        """(chunk, G) distances and the slice of queries they belong to: NumPy arrays on the CPU,
+        tensors on an accelerator (ranked there)."""
+        on_device = torch.device(self.device).type != "cpu"
+        if not self.rerank:  # the features on the device once; the distances stay there
+            yield from compute_distance_chunks(
+                qf.to(self.device), gf.to(self.device), self.metric, self.chunk_size, keep_on_device=on_device
+            )
             return
         k1, k2, lam = self.rerank_params
         logger.info(f"Re-ranking {len(qf)} x {len(gf)} (k1={k1}, k2={k2}, lambda={lam})")
         dist = re_ranking_features(qf, gf, metric=self.metric, k1=int(k1), k2=int(k2), lambda_value=float(lam), device=self.device)
         for start in range(0, len(dist), self.chunk_size):
-            yield dist[start : start + self.chunk_size], slice(start, start + self.chunk_size)
+            block = dist[start : start + self.chunk_size]
+            yield (torch.from_numpy(block).to(self.device) if on_device else block), slice(start, start + self.chunk_size)
 
     def _write_outputs(self, cmc, top_k_parts, names, pids, camids, per_query):
         from daaf.utils.visualization import plot_cmc
@@ -196,10 +202,13 @@ class ReIDEvaluator(DatasetEvaluator):
                 )
 
 
-def top_k(dist: np.ndarray, k: int):
-    """(indices, distances), each (Q, min(k, G)), of the k smallest of each row of (Q, G) ``dist``,
-    smallest first."""
+def top_k(dist, k: int):
+    """(indices, distances), NumPy arrays each (Q, min(k, G)), of the k smallest of each row of
+    (Q, G) ``dist`` (an array, or a tensor: selected where it lies), smallest first."""
     k = min(k, dist.shape[1])
+    if isinstance(dist, torch.Tensor):
+        values, indices = torch.topk(dist, k, dim=1, largest=False, sorted=True)
+        return indices.cpu().numpy(), values.cpu().numpy()
     part = np.argpartition(dist, k - 1, axis=1)[:, :k]
     part_d = np.take_along_axis(dist, part, axis=1)
     order = np.argsort(part_d, axis=1, kind="stable")

@@ -4,7 +4,9 @@ Protocol (same as torchreid / fast-reid): for each query, gallery items with the
 the same camera are removed; the rest are ranked by distance (ties broken by gallery index, as
 a stable sort would); queries without any remaining true match are skipped. With numba installed,
 a compiled kernel (``kernels.query_metrics``) computes each query's metrics in one pass over its
-row; the NumPy paths below are the fallback (the same numbers).
+row; the NumPy paths below are the fallback (the same numbers). Distances given as a tensor on an
+accelerator are ranked there (:func:`query_metrics_on_device`: every row sorted, which a GPU does
+in milliseconds), and only the per-query results come back.
 """
 
 import functools
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from typing import Iterable, Tuple
 
 import numpy as np
+import torch
 
 from . import kernels
 
-__all__ = ["evaluate_rank", "evaluate_rank_chunks", "RankAccumulator", "match_ranks"]
+__all__ = ["evaluate_rank", "evaluate_rank_chunks", "RankAccumulator", "match_ranks", "query_metrics_on_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,41 @@ def _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids):
     return [match_positions[bounds[i] : bounds[i + 1]] for i in range(num_q)]
 
 
+def query_metrics_on_device(dist: torch.Tensor, q_pids, g_pids, q_camids, g_camids):
+    """The per-query results of ``kernels.query_metrics`` computed with torch where ``dist`` lies
+    (any device): (first-match ranks (Q,) int64, AP (Q,), INP (Q,)) as NumPy arrays, 0-based ranks,
+    -1 and NaN for a query without a true match.
+
+    Each row is sorted stably with the removed items set to +inf; an item's rank is the number of
+    valid items before it in that order, so removed items never count, even where a valid item's
+    distance is +inf too. Memory: a few (Q, G) arrays; the caller chunks the queries.
+    """
+    device = dist.device
+    as_tensor = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64), device=device)  # noqa: E731
+    q_pids, g_pids, q_camids, g_camids = map(as_tensor, (q_pids, g_pids, q_camids, g_camids))
+    if torch.isnan(dist).any():
+        raise ValueError("distance matrix contains NaN")
+    same_pid = q_pids[:, None] == g_pids[None, :]
+    valid = ~(same_pid & (q_camids[:, None] == g_camids[None, :]))
+    order = torch.sort(dist.masked_fill(~valid, float("inf")), dim=1, stable=True).indices
+    del dist
+    valid_sorted = torch.gather(valid, 1, order)
+    match_sorted = torch.gather(same_pid & valid, 1, order)
+    del order, valid, same_pid
+    rank = torch.cumsum(valid_sorted, dim=1) - 1  # 0-based rank among the valid items
+    hits = torch.cumsum(match_sorted, dim=1)  # true matches up to and including each position
+    num_matches = hits[:, -1]
+    precision = torch.where(match_sorted, hits.double() / (rank + 1).double(), torch.zeros((), dtype=torch.float64, device=device))
+    first = torch.where(match_sorted, rank, torch.full_like(rank, torch.iinfo(torch.int64).max)).min(dim=1).values
+    last = torch.where(match_sorted, rank, torch.full_like(rank, -1)).max(dim=1).values
+    has_match = num_matches > 0
+    count = num_matches.double()
+    ap = torch.where(has_match, precision.sum(1) / count.clamp(min=1), torch.full_like(count, float("nan")))
+    inp = torch.where(has_match, count / (last + 1).double().clamp(min=1), torch.full_like(count, float("nan")))
+    first = torch.where(has_match, first, torch.full_like(first, -1))
+    return first.cpu().numpy(), ap.cpu().numpy(), inp.cpu().numpy()
+
+
 @dataclass
 class RankAccumulator:
     """Accumulates per-query results over chunks of queries; ``result()`` gives (cmc, mAP, mINP)."""
@@ -141,7 +179,13 @@ class RankAccumulator:
         self.query_first_match = []  # per query: 1-based rank of its first true match; 0 without one
 
     def add(self, dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> None:
-        """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery."""
+        """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery (an array, or a
+        tensor: one on an accelerator is ranked there)."""
+        if isinstance(dist, torch.Tensor):
+            if dist.device.type != "cpu":
+                self._add_metrics(*query_metrics_on_device(dist, q_pids, g_pids, q_camids, g_camids))
+                return
+            dist = dist.numpy()
         dist = np.asarray(dist)
         if dist.dtype not in (np.float32, np.float64):
             dist = dist.astype(np.float32)

@@ -11,7 +11,9 @@ Instead of several dense (q+g)^2 matrices this keeps only the k1+1 nearest neigh
 item (found chunk by chunk with torch.topk, on the GPU when asked), V as a sparse matrix, and
 computes the Jaccard term for chunks of queries. With numba installed, the neighbour search on the
 CPU, the set expansion and the Jaccard term run as compiled kernels (``kernels``; the same
-numbers); the NumPy path is the fallback.
+numbers), and NumPy is the fallback. On an accelerator the neighbour search (torch.topk) and the
+Jaccard term (torch, blocks of query rows) run on the device; the set expansion, O(n k^2) small
+integer work, stays on the CPU.
 """
 
 import logging
@@ -230,11 +232,13 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     v_query = v[:q].tocsr()
     v_gallery = v[q:].tocsc()
     num_gallery = n - q
-    lengths_per_col = np.diff(v_gallery.indptr)
     final = np.empty((q, num_gallery), dtype=np.float32)
-    if kernels.available():
+    if source.device.type != "cpu":
+        _jaccard_distances(v_query, v_gallery, num_gallery, source.device, out=final)
+    elif kernels.available():
         kernels.jaccard_rows(v_query, v_gallery, num_gallery, out=final)
     else:
+        lengths_per_col = np.diff(v_gallery.indptr)
         for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget=8_000_000):
             final[start:stop] = _jaccard_block(v_query[start:stop], v_gallery, lengths_per_col, num_gallery)
     final *= 1 - lambda_value
@@ -255,6 +259,42 @@ def _chunks_by_cost(v_query: sparse.csr_matrix, lengths_per_col: np.ndarray, bud
             break
         yield start, min(stop, v_query.shape[0])
         start = stop
+
+
+def _jaccard_distances(
+    v_query: sparse.csr_matrix, v_gallery_csc: sparse.csc_matrix, num_gallery: int, device, out: np.ndarray, budget: int = 8_000_000
+) -> np.ndarray:
+    """The (q, G) Jaccard distances 1 - m / (2 - m), m[i, j] = sum_k min(V[i, k], V[j, k]), of the
+    query rows of V (CSR) to the gallery rows (the gallery block as CSC: column k lists the gallery
+    items holding k), computed with torch on ``device`` for blocks of query rows whose work (pairs
+    of entries) stays near ``budget``; written into the float32 array ``out``.
+
+    The accelerator's path. On the CPU :func:`_jaccard_block` does the same gathers with NumPy,
+    5x faster than torch's CPU indexing (0.22 vs 1.08 s for 2,000 x 10,000 items)."""
+    indptr = torch.as_tensor(v_gallery_csc.indptr.astype(np.int64), device=device)
+    gallery_rows = torch.as_tensor(v_gallery_csc.indices.astype(np.int64), device=device)
+    gallery_values = torch.as_tensor(v_gallery_csc.data.astype(np.float32), device=device)
+    lengths_per_col = np.diff(v_gallery_csc.indptr)
+    max_rows = max(1, budget // max(num_gallery, 1))  # and the (rows, G) sums stay near the budget too
+    blocks = (
+        (a, min(a + max_rows, stop))
+        for start, stop in _chunks_by_cost(v_query, lengths_per_col, budget)
+        for a in range(start, stop, max_rows)
+    )
+    for start, stop in blocks:
+        coo = v_query[start:stop].tocoo()
+        rows, cols = (torch.as_tensor(x.astype(np.int64), device=device) for x in (coo.row, coo.col))
+        values = torch.as_tensor(coo.data.astype(np.float32), device=device)
+        lengths = indptr[cols + 1] - indptr[cols]
+        entry = torch.repeat_interleave(torch.arange(len(cols), device=device), lengths)  # the query entry of each pair
+        offset_in_col = torch.arange(len(entry), device=device) - (torch.cumsum(lengths, 0) - lengths)[entry]
+        positions = indptr[cols][entry] + offset_in_col
+        shared = torch.minimum(values[entry], gallery_values[positions]).double()
+        m = torch.zeros((stop - start) * num_gallery, dtype=torch.float64, device=device)
+        m.index_add_(0, rows[entry] * num_gallery + gallery_rows[positions], shared)
+        m = m.view(stop - start, num_gallery).float()
+        out[start:stop] = (1.0 - m / (2.0 - m)).cpu().numpy()
+    return out
 
 
 def _jaccard_block(

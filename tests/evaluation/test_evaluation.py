@@ -6,6 +6,7 @@ import torch
 
 from daaf.data import ReIDBatch
 from daaf.evaluation import (
+    RankAccumulator,
     ReIDEvaluator,
     compute_distance,
     compute_distance_chunks,
@@ -13,7 +14,9 @@ from daaf.evaluation import (
     evaluate_rank_chunks,
     re_ranking,
     re_ranking_features,
+    top_k,
 )
+from daaf.evaluation.rank import query_metrics_on_device
 
 from benchmarks.reference_evaluation import evaluate_rank_reference, re_ranking_reference
 
@@ -59,6 +62,50 @@ def test_infinite_distances_tie_with_removed_items(kernel_path):
     assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1] == pytest.approx(
         evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[1]
     )
+
+
+def rank_with_torch(dist, q_pids, g_pids, q_cams, g_cams, max_rank=50):
+    """(cmc, mAP, mINP) through the path distances on an accelerator take, here on CPU tensors."""
+    acc = RankAccumulator(max_rank)
+    acc._add_metrics(*query_metrics_on_device(torch.from_numpy(dist), q_pids, g_pids, q_cams, g_cams))
+    return acc.result()
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("case", ["random", "ties", "infinite", "short gallery"])
+def test_torch_rank_path_matches_per_query_loop(seed, case):
+    if case == "short gallery":
+        problem = random_problem(seed, q=6, g=9, num_ids=3, num_cams=2)
+    else:
+        problem = random_problem(seed, ties=case != "random")
+    if case == "infinite":
+        problem[0][problem[0] == 5] = np.inf  # +inf ties with the removed items
+    cmc, mAP, mINP = rank_with_torch(*problem)
+    ref_cmc, ref_mAP, ref_mINP = evaluate_rank_reference(*problem, max_rank=50)
+    np.testing.assert_allclose(cmc, ref_cmc, atol=1e-6)
+    assert mAP == pytest.approx(ref_mAP, abs=1e-9) and mINP == pytest.approx(ref_mINP, abs=1e-9)
+
+
+def test_torch_rank_path_skips_queries_without_match_and_rejects_nan():
+    dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float32)
+    first, ap, inp = query_metrics_on_device(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
+    np.testing.assert_array_equal(first, [1, -1])
+    assert ap[0] == pytest.approx(0.5) and inp[0] == pytest.approx(0.5) and np.isnan(ap[1]) and np.isnan(inp[1])
+    dist[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        query_metrics_on_device(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
+
+
+def test_distances_and_top_k_kept_as_tensors_equal_the_arrays():
+    torch.manual_seed(0)
+    qf, gf = torch.randn(13, 8), torch.randn(40, 8)
+    arrays = list(compute_distance_chunks(qf, gf, "euclidean", chunk_size=5))
+    tensors = list(compute_distance_chunks(qf, gf, "euclidean", chunk_size=5, keep_on_device=True))
+    assert all(isinstance(t, torch.Tensor) and s == s2 for (t, s), (_, s2) in zip(tensors, arrays))
+    for (a, _), (t, _) in zip(arrays, tensors):
+        np.testing.assert_array_equal(a, t.numpy())
+        for got, want in zip(top_k(t, 7), top_k(a, 7)):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_short_gallery_shorter_than_max_rank(kernel_path):
@@ -152,6 +199,21 @@ def test_compiled_kernels_equal_the_numpy_steps():
     np.testing.assert_allclose(
         kernels.jaccard_rows(v_query, v_gallery, 90), rerank._jaccard_block(v_query, v_gallery, lengths, 90), atol=1e-6
     )
+
+
+def test_jaccard_term_with_torch_equals_the_numpy_block():
+    """The accelerator's Jaccard path, run here on CPU tensors, in blocks smaller than a row's work."""
+    from scipy import sparse
+
+    from daaf.evaluation import rerank
+
+    v = sparse.random(120, 120, density=0.08, random_state=1, dtype=np.float32).tocsr()
+    v_query, v_gallery = v[:30].tocsr(), v[30:].tocsc()
+    by_numpy = rerank._jaccard_block(v_query, v_gallery, np.diff(v_gallery.indptr), 90)
+    for budget in (50, 10_000):
+        by_torch = rerank._jaccard_distances(v_query, v_gallery, 90, "cpu", out=np.full((30, 90), np.nan, np.float32), budget=budget)
+        np.testing.assert_allclose(by_torch, by_numpy, atol=1e-6)
+    assert (by_numpy < 1).any() and (by_numpy == 1).any()  # some pairs share entries, some none
 
 
 def test_re_ranking_changes_rankings_and_rejects_bad_k2():
@@ -335,12 +397,26 @@ def test_re_ranking_pair_distances_kept_from_the_neighbour_search_equal_computed
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("rerank", [False, True])
-def test_evaluator_on_gpu_gives_the_cpu_numbers(rerank):
+def test_evaluator_on_gpu_gives_the_cpu_numbers(rerank, tmp_path):
     features, pids, camids = evaluator_inputs()
-    results = {}
+    results, saved = {}, {}
     for device in ("cpu", "cuda"):
-        evaluator = ReIDEvaluator(12, metric="euclidean", rerank=rerank, device=device)
+        evaluator = ReIDEvaluator(12, metric="euclidean", rerank=rerank, device=device, output_dir=str(tmp_path / device), save_ranks=True)
         feed(evaluator, features, pids, camids)
         results[device] = evaluator.evaluate()
+        saved[device] = np.load(tmp_path / device / "ranks.npz")
     for name, value in results["cpu"].items():
         assert results["cuda"][name] == pytest.approx(value, abs=1e-3), name
+    np.testing.assert_array_equal(saved["cuda"]["indices"], saved["cpu"]["indices"])
+    np.testing.assert_allclose(saved["cuda"]["query_ap"], saved["cpu"]["query_ap"], atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_rank_metrics_of_cuda_tensors_equal_the_cpu_path():
+    problem = random_problem(0, ties=True)
+    acc = RankAccumulator(50)
+    acc.add(torch.from_numpy(problem[0]).cuda(), *problem[1:])
+    cmc, mAP, mINP = acc.result()
+    ref_cmc, ref_mAP, ref_mINP = evaluate_rank(*problem)
+    np.testing.assert_allclose(cmc, ref_cmc)
+    assert mAP == pytest.approx(ref_mAP, abs=1e-9) and mINP == pytest.approx(ref_mINP, abs=1e-9)
