@@ -5,6 +5,10 @@ peak memory (ru_maxrss) is its own.
 
     python benchmarks/bench_evaluation.py            # Market-1501 size (3,368 x 15,913) + MSMT17 size
     python benchmarks/bench_evaluation.py --quick    # small sizes, for a smoke run
+    python benchmarks/bench_evaluation.py --device cuda   # the evaluator's cases and their floors on a GPU
+
+With ``--device cuda`` the rank metrics, the evaluator and the floors it is compared with run on the
+GPU (MODEL.DEVICE cuda), and the table adds each case's peak GPU memory.
 
 Re-ranking uses the compiled kernels of daaf/evaluation/kernels.py when numba is installed
 (compiled before the timed part); the NumPy fallback is measured beside it.
@@ -75,7 +79,20 @@ def _feature_problem(q, g, d=2048, seed=0):
     return torch.from_numpy(qf), torch.from_numpy(gf), q_pids, g_pids, rng.integers(0, 6, q), rng.integers(0, 6, g)
 
 
-def case(name: str, q: int, g: int) -> dict:
+def _finish(device: str, start: float, before: float, check: float) -> dict:
+    """A case's result: seconds since ``start`` (after the device's queued work ends), peak RSS, RSS
+    before the timed part, the check value and, on a GPU, its peak memory."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    result = {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": check}
+    if device.startswith("cuda"):
+        result["gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 1024**3
+    return result
+
+
+def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
     """Run one case in this process; returns seconds, peak RSS and the memory before the timed part."""
     if name in ("rank", "rank_reference"):
         from daaf.evaluation import evaluate_rank
@@ -94,16 +111,23 @@ def case(name: str, q: int, g: int) -> dict:
 
         if name == "rank_trained_sorting":  # the NumPy path sorting every row, as for a weak model
             os.environ["DAAF_EVAL_KERNELS"] = "numpy"
+        import torch
+
         from daaf.evaluation import evaluate_rank, rank
 
         problem = _market_like_problem(q, g)
         evaluate_rank(*_rank_problem(20, 50))  # the compiled kernel loaded before the timed part
         if name == "rank_trained_sorting":
             rank._MAX_CANDIDATE_FRACTION = -1.0
+        on_device = name == "rank_trained" and device != "cpu"
+        if on_device:  # the distances where the evaluator leaves them on a GPU, ranked there
+            dist = torch.from_numpy(problem[0]).to(device)
+            evaluate_rank(dist[:20], problem[1][:20], problem[2], problem[3][:20], problem[4])
+            problem = (dist, *problem[1:])
         before = _peak_rss_gb()
         start = time.perf_counter()
         cmc, mAP, _ = evaluate_rank(*problem)
-        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
+        return _finish(device if on_device else "cpu", start, before, float(mAP))
     if name in ("rerank", "rerank_numpy", "rerank_reference"):
         import os
 
@@ -129,13 +153,15 @@ def case(name: str, q: int, g: int) -> dict:
         if "rerank" in name and kernels.available():  # compiled before the timed part
             re_ranking(*_rerank_inputs(30, 60))
         qf, gf, q_pids, g_pids, q_cams, g_cams = _feature_problem(q, g)
+        if device != "cpu":  # the device started before the timed part
+            torch.ones(1, device=device).sum().item()
         before = _peak_rss_gb()
         start = time.perf_counter()
         if name.startswith("evaluator"):  # what TEST runs: the evaluator fed batch by batch
             from daaf.data import ReIDBatch
             from daaf.evaluation import ReIDEvaluator
 
-            evaluator = ReIDEvaluator(q, metric="cosine", rerank=name == "evaluator_rerank")
+            evaluator = ReIDEvaluator(q, metric="cosine", rerank=name == "evaluator_rerank", device=device)
             features, pids, cams = torch.cat([qf, gf]), np.concatenate([q_pids, g_pids]), np.concatenate([q_cams, g_cams])
             for s in range(0, len(features), 256):
                 n = len(pids[s : s + 256])
@@ -147,21 +173,23 @@ def case(name: str, q: int, g: int) -> dict:
         elif name == "matrices_then_rerank":  # the floor: every distance once, then re-ranking the matrices
             from daaf.evaluation import compute_distance, evaluate_rank, re_ranking
 
-            dist = re_ranking(compute_distance(qf, gf), compute_distance(qf, qf), compute_distance(gf, gf))
+            qd, gd = qf.to(device), gf.to(device)
+            dist = re_ranking(compute_distance(qd, gd), compute_distance(qd, qd), compute_distance(gd, gd), device=device)
             check = float(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1])
         else:  # the floor without re-ranking: the distance matrix product alone, in the evaluator's chunks
             from daaf.evaluation.distance import prepare_features
 
-            a, b = prepare_features(qf, "cosine"), prepare_features(gf, "cosine")
+            a, b = prepare_features(qf.to(device), "cosine"), prepare_features(gf.to(device), "cosine")
             for s in range(0, len(a), 512):
-                (1.0 - a[s : s + 512] @ b.t()).numpy()
+                1.0 - a[s : s + 512] @ b.t()
             check = float("nan")
-        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": check}
+        return _finish(device, start, before, check)
     raise ValueError(name)
 
 
-def run_case(name, q, g) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--case", name, "--q", str(q), "--g", str(g)], capture_output=True, text=True)
+def run_case(name, q, g, device="cpu") -> dict:
+    command = [sys.executable, __file__, "--case", name, "--q", str(q), "--g", str(g), "--device", device]
+    proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"case {name} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -174,9 +202,10 @@ def main():
     parser.add_argument("--case")
     parser.add_argument("--q", type=int)
     parser.add_argument("--g", type=int)
+    parser.add_argument("--device", default="cpu", help="where the rank metrics and the evaluator run (cpu, cuda)")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(case(args.case, args.q, args.g)))
+        print(json.dumps(case(args.case, args.q, args.g, args.device)))
         return
 
     market = (300, 1500) if args.quick else (3368, 15913)
@@ -185,8 +214,8 @@ def main():
 
     def compare(label, size, ours_case, ref_case, target, tolerance):
         """Run a case and its reference at ``size``, check they agree, and add a row of the table."""
-        ours = run_case(ours_case, *size)
-        ref = None if ref_case is None else run_case(ref_case, *size)
+        ours = run_case(ours_case, *size, device=args.device)
+        ref = None if ref_case is None else run_case(ref_case, *size, device=args.device)
         if ref is not None and tolerance is not None:
             assert abs(ours["check"] - ref["check"]) <= tolerance, f"{label}: {ours_case} differs from {ref_case}"
         rows.append((label, size, ours, ref, target))
@@ -213,8 +242,13 @@ def main():
         ratio = f"{ours['seconds'] / ref['seconds']:8.2f}x" if ref else f"{'-':>9}"
         ref_peak = f"{ref['peak_gb']:12.2f}" if ref else f"{'-':>12}"
         added = ours["peak_gb"] - ours["base_gb"]
+        gpu = (
+            f" GPU peak {ours['gpu_peak_gb']:.2f} GB (ref {ref['gpu_peak_gb'] if ref and 'gpu_peak_gb' in ref else float('nan'):.2f})"
+            if "gpu_peak_gb" in ours
+            else ""
+        )
         print(
-            f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}"
+            f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}{gpu}"
         )
     print("\nreference (ref): rank metrics, random = per-query NumPy loop (benchmarks/reference_evaluation.py); rank metrics, trained-like")
     print("(mAP ~0.8) = the NumPy path sorting every row (ours: the compiled kernel when numba is installed);")
