@@ -145,7 +145,6 @@ def query_metrics_on_device(dist: torch.Tensor, q_pids, g_pids, q_camids, g_cami
     same_pid = q_pids[:, None] == g_pids[None, :]
     valid = ~(same_pid & (q_camids[:, None] == g_camids[None, :]))
     order = torch.sort(dist.masked_fill(~valid, float("inf")), dim=1, stable=True).indices
-    del dist
     valid_sorted = torch.gather(valid, 1, order)
     match_sorted = torch.gather(same_pid & valid, 1, order)
     del order, valid, same_pid
