@@ -6,6 +6,7 @@ mean +- std over seeds and the paired difference to each row's base row.
     python projects/DAAF/reproduce.py --table 4 --seeds 0 1 2 [--num-gpus 4] [KEY VALUE ...]
     python projects/DAAF/reproduce.py --table 2 --dataset Market1501 --dry-run      # the commands only
     python projects/DAAF/reproduce.py --table 4 --synthetic                         # CPU-sized, synthetic persons
+    python projects/DAAF/reproduce.py --table 4 --synthetic --report                # the table of the runs done so far
 
 Tables: 2 (main results), 3 (partial ReID), 4-7 (ablations); rows and paper numbers come from
 projects/DAAF/paper_tables.py. A row's base row (for the deltas) runs too. Each (config, seed) is
@@ -150,6 +151,11 @@ class Plan:
         key = (self._config(row), opts)
         return self._runs.setdefault(key, Run(self._config(row), opts, os.path.join(self.output_dir, name, f"seed{seed}")))
 
+    def result(self, row: PaperRow, seed: int, dataset: str, metric: str) -> Optional[float]:
+        """``row``'s ``metric`` on ``dataset`` with ``seed``; None when that run is not done."""
+        run = self.run(row, seed)
+        return run.results()[dataset][metric] if run.done() else None
+
     def _config(self, row: PaperRow) -> str:
         return os.path.join(REPO, SYNTHETIC_CONFIG if self.synthetic else row.config)
 
@@ -189,9 +195,14 @@ def check_inputs(runs: Sequence[Run]) -> None:
 
 
 def summarize(values: Sequence[float]) -> Tuple[float, float]:
-    """(mean, sample standard deviation; 0 for one value)."""
+    """(mean, sample standard deviation; 0 for one value) of a non-empty sequence."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def paired_differences(ours: Sequence[Optional[float]], base: Sequence[Optional[float]]) -> np.ndarray:
+    """ours - base for the seeds where both are known (None: not run yet)."""
+    return np.array([a - b for a, b in zip(ours, base) if a is not None and b is not None], dtype=np.float64)
 
 
 def table_results(plan: Plan, table: str) -> List[dict]:
@@ -210,15 +221,17 @@ def table_results(plan: Plan, table: str) -> List[dict]:
             paper = paper_numbers(row, dataset)
             entry["paper"] = list(paper) if paper else None
             entry["paper_note"] = format_paper(row) if not paper else ""
-            measured = [[plan.run(row, s).results()[dataset][m] for s in plan.seeds] for m in row.metrics]
-            entry["measured"] = measured
-            entry["mean_std"] = [summarize(v) for v in measured]
+            measured = [[plan.result(row, s, dataset, m) for s in plan.seeds] for m in row.metrics]
+            entry["measured"] = measured  # None for a seed not run yet (--report)
+            entry["seeds_done"] = sum(v is not None for v in measured[0])
+            entry["mean_std"] = [summarize([x for x in v if x is not None]) if entry["seeds_done"] else None for v in measured]
             if row.base is not None:
                 base = find_row(row.base)
-                base_values = [[plan.run(base, s).results()[dataset][m] for s in plan.seeds] for m in row.metrics]
-                diffs = [np.subtract(a, b) for a, b in zip(measured, base_values)]
+                base_values = [[plan.result(base, s, dataset, m) for s in plan.seeds] for m in row.metrics]
+                diffs = [paired_differences(ours, theirs) for ours, theirs in zip(measured, base_values)]
                 entry["base"] = base.experiment
-                entry["delta_mean_std"] = [summarize(d) for d in diffs]
+                entry["pairs"] = len(diffs[0])
+                entry["delta_mean_std"] = [summarize(d) if len(d) else None for d in diffs]
                 entry["seeds_better"] = [int((d > 0).sum()) for d in diffs]
                 base_paper = paper_numbers(base, dataset)
                 entry["paper_delta"] = [p - q for p, q in zip(paper, base_paper)] if paper and base_paper else None
@@ -242,11 +255,13 @@ def markdown(entries: Sequence[dict], title: str) -> str:
     ]
     for e in entries:
         paper = " / ".join(f"{v:.2f}" for v in e["paper"]) if e["paper"] else e["paper_note"]
-        measured = " / ".join(_pm(ms) for ms in e["mean_std"])
+        measured = " / ".join(_pm(ms) for ms in e["mean_std"]) if e["seeds_done"] else "not run yet"
+        if 0 < e["seeds_done"] < len(e["seeds"]):
+            measured += f" ({e['seeds_done']} of {len(e['seeds'])} seeds)"
         paper_delta = " / ".join(f"{v:+.2f}" for v in e["paper_delta"]) if e.get("paper_delta") else "-"
         delta = "-"
-        if "delta_mean_std" in e:
-            delta = " / ".join(f"{m:+.2f} +- {s:.2f} ({k}/{len(e['seeds'])})" for (m, s), k in zip(e["delta_mean_std"], e["seeds_better"]))
+        if e.get("pairs"):
+            delta = " / ".join(f"{m:+.2f} +- {s:.2f} ({k}/{e['pairs']})" for (m, s), k in zip(e["delta_mean_std"], e["seeds_better"]))
             delta += f" vs {e['base']}"
         lines.append(f"| {e['experiment']} | {e['test']} | {' / '.join(e['metrics'])} | {paper} | {measured} | {paper_delta} | {delta} |")
     lines.append("")
@@ -280,7 +295,7 @@ def write_outputs(entries: Sequence[dict], stem: str, title: str) -> str:
     )
     for e in entries:
         for i, metric in enumerate(e["metrics"]):
-            delta = e.get("delta_mean_std", [(None, None)] * 2)[i]
+            delta = e.get("delta_mean_std", [None] * len(e["metrics"]))[i]
             writer.writerow(
                 [
                     e["table"],
@@ -288,15 +303,31 @@ def write_outputs(entries: Sequence[dict], stem: str, title: str) -> str:
                     e["test"],
                     metric,
                     e["paper"][i] if e["paper"] else "",
-                    *e["measured"][i],
-                    *e["mean_std"][i],
+                    *("" if v is None else v for v in e["measured"][i]),
+                    *(e["mean_std"][i] or ("", "")),
                     e.get("base", ""),
-                    *delta,
+                    *(delta or ("", "")),
                 ]
             )
     with atomic_write(stem + ".csv", "w") as f:
         f.write(buffer.getvalue())
     return text
+
+
+def train_and_evaluate(runs: Sequence[Run], num_gpus: int, output_dir: str, verbose: bool) -> None:
+    """Check the inputs of the runs not done (one error line), then make each one's results, in order."""
+    check_inputs([r for r in runs if not r.done()])
+    start = time.time()
+    for i, run in enumerate(runs, 1):
+        what = "evaluate" if run.evaluates else "train"
+        if run.done():
+            print(f"[{i}/{len(runs)}] done before: {os.path.relpath(run.output_dir, output_dir)}", flush=True)
+            continue
+        print(f"[{i}/{len(runs)}] {what} {os.path.relpath(run.output_dir, output_dir)} ({time.time() - start:.0f} s so far)", flush=True)
+        command = run.command(num_gpus)
+        code = subprocess.call(command, cwd=REPO, stdout=None if verbose else subprocess.DEVNULL)
+        if code != 0 or not run.done():
+            raise UserError(f"{shlex.join(command)} failed (exit {code}); its log: {os.path.join(run.output_dir, 'log.txt')}")
 
 
 def main(args) -> int:
@@ -309,18 +340,8 @@ def main(args) -> int:
             state = "done" if run.done() else "to run"
             print(f"# {state}\n{shlex.join(run.command(args.num_gpus))}")
         return 0
-    check_inputs([r for r in runs if not r.done()])
-    start = time.time()
-    for i, run in enumerate(runs, 1):
-        what = "evaluate" if run.evaluates else "train"
-        if run.done():
-            print(f"[{i}/{len(runs)}] done before: {os.path.relpath(run.output_dir, output_dir)}", flush=True)
-            continue
-        print(f"[{i}/{len(runs)}] {what} {os.path.relpath(run.output_dir, output_dir)} ({time.time() - start:.0f} s so far)", flush=True)
-        command = run.command(args.num_gpus)
-        code = subprocess.call(command, cwd=REPO, stdout=None if args.verbose else subprocess.DEVNULL)
-        if code != 0 or not run.done():
-            raise UserError(f"{shlex.join(command)} failed (exit {code}); its log: {os.path.join(run.output_dir, 'log.txt')}")
+    if not args.report:
+        train_and_evaluate(runs, args.num_gpus, output_dir, args.verbose)
     for table in tables:
         suffix = "_synthetic" if args.synthetic else ""
         title = ("Occlusion (beyond the paper)" if table == "occlusion" else f"Table {table}") + (
@@ -341,6 +362,7 @@ def parser():
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--output-dir", default="output/reproduce")
     p.add_argument("--dry-run", action="store_true", help="list the commands, run nothing")
+    p.add_argument("--report", action="store_true", help="write the tables from the runs done so far, run nothing")
     p.add_argument("--verbose", action="store_true", help="show the training logs")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for every run")
     return p

@@ -99,3 +99,24 @@ def test_a_missing_dataset_stops_it_before_anything_trains(reproduce, tmp_path, 
     argv = ["--table", "2", "--synthetic", "--seeds", "0", "--output-dir", str(tmp_path)]
     with pytest.raises(UserError, match=r"^--synthetic: tables 4, 5, 6, 7 have a synthetic version, not 2"):
         reproduce.main(reproduce.parser().parse_args(argv))
+
+
+def test_report_writes_the_table_of_the_runs_done_so_far_and_runs_nothing(reproduce, synthetic_root, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "reproduce")
+    argv = ["--table", "4", "--synthetic", "--seeds", "0", "1", "2", "--output-dir", out, "DATASETS.ROOT", synthetic_root]
+    monkeypatch.setattr(reproduce.subprocess, "call", FakeTrainNet(fail_at=5))  # base x 3 seeds and + HAB seed 0 finish
+    with pytest.raises(UserError):
+        reproduce.main(reproduce.parser().parse_args(argv))
+    monkeypatch.setattr(reproduce.subprocess, "call", lambda *a, **k: pytest.fail("--report ran something"))
+    assert reproduce.main(reproduce.parser().parse_args(["--report", *argv])) == 0
+    table = {e["experiment"]: e for e in json.load(open(os.path.join(out, "table4_synthetic.json")))}
+    hab, pab = table["+ HAB"], table["+ PAB"]
+    assert hab["measured"] == [[42.0, None, None], [62.0, None, None]] and hab["seeds_done"] == 1
+    assert hab["pairs"] == 1 and hab["delta_mean_std"] == [pytest.approx((2.0, 0.0)), pytest.approx((2.0, 0.0))]
+    assert pab["seeds_done"] == 0 and pab["mean_std"] == [None, None] and pab["pairs"] == 0
+    assert table["base network"]["mean_std"][0] == pytest.approx((42.0, 2.0))
+    printed = capsys.readouterr().out
+    assert "| 42.00 +- 0.00 / 62.00 +- 0.00 (1 of 3 seeds) |" in printed and "+2.00 +- 0.00 (1/1)" in printed
+    assert "| + PAB | SyntheticPersons | mAP / Rank-1 | 69.31 / 84.41 | not run yet | +3.83 / +1.90 | - |" in printed
+    csv_rows = open(os.path.join(out, "table4_synthetic.csv")).read().splitlines()
+    assert "4,+ HAB,SyntheticPersons,mAP,68.26,42.0,,,42.0,0.0,base network,2.0,0.0" in csv_rows
