@@ -105,7 +105,7 @@ def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
         fn = evaluate_rank if name == "rank" else evaluate_rank_reference
         start = time.perf_counter()
         cmc, mAP, _ = fn(*problem)
-        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(mAP)}
+        return _finish("cpu", start, before, float(mAP))
     if name in ("rank_trained", "rank_trained_sorting"):
         import os
 
@@ -144,7 +144,7 @@ def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
         fn = re_ranking_reference if name == "rerank_reference" else re_ranking
         start = time.perf_counter()
         out = fn(qg, qq, gg)
-        return {"seconds": time.perf_counter() - start, "peak_gb": _peak_rss_gb(), "base_gb": before, "check": float(out[:5, :5].sum())}
+        return _finish("cpu", start, before, float(out[:5, :5].sum()))
     if name in ("evaluator", "evaluator_rerank", "matrices_then_rerank", "product_alone"):
         import torch
 
