@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from daaf.config import get_cfg
+from daaf.config import build_config
 from daaf.data import PERSON_LABEL_FIELDS
 from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli
 from daaf.modeling import model_input_fields
@@ -22,12 +22,9 @@ from daaf.utils import comm
 
 
 def setup(args):
-    """Config from defaults + --config-file + KEY VALUE overrides, frozen; logging and output dir."""
-    cfg = get_cfg()
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
-    cfg.freeze()
+    """The run's config (:func:`daaf.config.build_config` of --config-file and the KEY VALUE
+    overrides, frozen); logging and the output folder."""
+    cfg = build_config(args.config_file, args.opts)
     default_setup(cfg, args)
     return cfg
 

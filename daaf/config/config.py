@@ -1,14 +1,19 @@
-"""The project's CfgNode (fvcore's, with one-line errors) and the ``@configurable`` decorator."""
+"""The project's CfgNode (fvcore's, with one-line errors), the default config and the
+``@configurable`` decorator. The decorator follows detectron2's ``configurable``: a constructor
+takes explicit arguments, and a ``from_config(cfg)`` classmethod maps a config onto them."""
 
 import functools
+import importlib
 import inspect
+import os
+from typing import List, Tuple
 
 import yaml
 from fvcore.common.config import CfgNode as _FvcoreCfgNode
 
 from daaf.utils.errors import ConfigError
 
-__all__ = ["CfgNode", "get_cfg", "configurable"]
+__all__ = ["CfgNode", "get_cfg", "configurable", "config_file_chain"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -21,6 +26,7 @@ class CfgNode(_FvcoreCfgNode):
     :class:`ConfigError` with one line naming the key and the file (or the command line)."""
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        config_file_chain(cfg_filename)  # a folder, a non-mapping or a _BASE_ cycle: one line
         try:
             super().merge_from_file(cfg_filename, allow_unsafe=allow_unsafe)
         except FileNotFoundError as e:
@@ -44,11 +50,59 @@ class CfgNode(_FvcoreCfgNode):
         return super().dump(*args, **kwargs)
 
 
-def get_cfg() -> CfgNode:
-    """Return a fresh copy of the project's default config (every key the project reads)."""
-    from .defaults import _C
+def _base_path(base: str, child: str) -> str:
+    # where fvcore looks for a _BASE_: relative to the file that names it
+    base = os.path.expanduser(base)
+    return base if base.startswith(("/", "https://", "http://")) else os.path.join(os.path.dirname(child), base)
 
-    return _C.clone()
+
+def config_file_chain(cfg_filename: str) -> List[Tuple[str, dict]]:
+    """(path, its YAML mapping) for ``cfg_filename`` and every file of its ``_BASE_`` chain, bases
+    first. A ConfigError names the file that is missing, a folder, not YAML, not a mapping of keys,
+    or that closes a ``_BASE_`` cycle."""
+    chain: List[Tuple[str, dict]] = []
+
+    def visit(path: str, visiting: Tuple[str, ...]) -> None:
+        real = os.path.realpath(path)
+        if real in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(real) :], real])
+            raise ConfigError(f"{cfg_filename}: _BASE_ files include each other: {cycle}")
+        if os.path.isdir(path):
+            raise ConfigError(f"{path}: is a folder; expected a YAML config file")
+        try:
+            with _FvcoreCfgNode._open_cfg(path) as f:
+                loaded = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{cfg_filename}: config file not found: {path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {_one_line(e)}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the config file: {_one_line(e)}") from None
+        loaded = {} if loaded is None else loaded
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys (KEY: value), got a YAML {type(loaded).__name__}")
+        bases = loaded.get("_BASE_", [])
+        for base in [bases] if isinstance(bases, str) else bases:
+            if not isinstance(base, str):
+                raise ConfigError(f"{path}: _BASE_ must be a file name or a list of them, got {base!r}")
+            visit(_base_path(base, path), (*visiting, real))
+        chain.append((path, loaded))
+
+    visit(cfg_filename, ())
+    return chain
+
+
+def get_cfg() -> CfgNode:
+    """Return a fresh copy of the project's default config: the core keys, then the keys of every
+    registered config extension (:mod:`daaf.config.extensions`), the package's own families first."""
+    from .defaults import _C
+    from .extensions import BUILTIN_CONFIG_MODULES, apply_config_extensions
+
+    for module in BUILTIN_CONFIG_MODULES:
+        importlib.import_module(module)  # registers that family's extension
+    cfg = _C.clone()
+    apply_config_extensions(cfg)
+    return cfg
 
 
 def _called_with_cfg(*args, **kwargs) -> bool:

@@ -1,4 +1,7 @@
-"""Every default the project reads. Key names follow detectron2 wherever detectron2 has one.
+"""The core defaults. Key names follow detectron2 wherever detectron2 has one. A component family
+adds its own keys through a config extension (:mod:`daaf.config.extensions`): DAAF's attention
+branches in :mod:`daaf.modeling.attention.config`, the detectron2 labeler in
+:mod:`daaf.pseudo_label.detectron2_labeler`.
 
 Sizes are (height, width). Pixel statistics are in 0-255 RGB, as detectron2's are in 0-255.
 """
@@ -65,41 +68,6 @@ _C.MODEL.LOSSES.CE.EPSILON = 0.1
 _C.MODEL.LOSSES.CE.WEIGHT = 1.0
 _C.MODEL.LOSSES.CENTER = CN()
 _C.MODEL.LOSSES.CENTER.WEIGHT = 0.0005
-
-# DAAF's training-only attention branches (ATTENTION_BRANCH_REGISTRY names, e.g. ["HAB", "PAB"]).
-_C.MODEL.DAAF = CN()
-_C.MODEL.DAAF.BRANCHES = []
-
-_C.MODEL.DAAF.HAB = CN()
-_C.MODEL.DAAF.HAB.SOURCE = "res2"
-# "copy": a separate copy of the backbone stages after SOURCE (released PyTorch code);
-# "shared": the backbone's own final map (released TensorFlow TriNet code).
-_C.MODEL.DAAF.HAB.ENCODER = "copy"
-_C.MODEL.DAAF.HAB.LOSS_WEIGHT = 0.003
-_C.MODEL.DAAF.HAB.LOSS_REDUCTION = "sum"  # "sum" over pixels (paper Eq. 2) or "mean" (released code)
-
-_C.MODEL.DAAF.PAB = CN()
-_C.MODEL.DAAF.PAB.SOURCE = "res5"
-# Keypoint grouping by name: coco1, coco4, coco6 (paper), coco7, coco17; or explicit lists in
-# GROUP_LIST (e.g. [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10], ...]), which then take precedence.
-_C.MODEL.DAAF.PAB.GROUPS = "coco6"
-_C.MODEL.DAAF.PAB.GROUP_LIST = []
-_C.MODEL.DAAF.PAB.SHARED_DECODER = True  # one decoder for all groups (paper); False: one per group
-_C.MODEL.DAAF.PAB.TARGET = "keypoints"  # or "part_image" (Table 5: horizontal stripes of the image)
-# Gaussian std of the keypoint heatmaps, in INPUT pixels, so that every base network draws the same
-# Gaussian on the image: 4 px is 2 output pixels of TriNet's half-size maps (128x64 for 256x128) and
-# 4 of BoT's full-size ones; about 1/60 of a 256-px crop, a joint's width, as pose heatmaps use
-# (sigma 2 at stride 4 in SimpleBaselines = 8 px on 256-px person crops that fill the frame less).
-_C.MODEL.DAAF.PAB.SIGMA = 4.0
-_C.MODEL.DAAF.PAB.LOSS_WEIGHT = 0.003
-_C.MODEL.DAAF.PAB.LOSS_REDUCTION = "sum"
-
-_C.MODEL.DAAF.DECODER = CN()
-_C.MODEL.DAAF.DECODER.NUM_DECONVS = 4
-_C.MODEL.DAAF.DECODER.CHANNELS = 64
-_C.MODEL.DAAF.DECODER.KERNEL_SIZE = 3
-_C.MODEL.DAAF.DECODER.NORM = "BN"
-_C.MODEL.DAAF.DECODER.ACTIVATION = "sigmoid"
 
 # ---------------------------------------------------------------------------------------------
 # Input
@@ -253,12 +221,6 @@ _C.PSEUDO_LABEL.DETECTIONS_PER_IMAGE = 10
 _C.PSEUDO_LABEL.PROPOSALS_PER_IMAGE = 100
 # Minimum box IoU between the chosen person and the segmenter's person whose mask it takes.
 _C.PSEUDO_LABEL.MASK_MATCH_IOU = 0.5
-_C.PSEUDO_LABEL.DETECTRON2 = CN()
-# detectron2 model-zoo names or YAML paths; empty WEIGHTS: that config's model-zoo weights.
-_C.PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
-_C.PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS = ""
-_C.PSEUDO_LABEL.DETECTRON2.MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
-_C.PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS = ""
 
 # ---------------------------------------------------------------------------------------------
 # Misc

@@ -17,7 +17,8 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from daaf.config import configurable
+from daaf.config import CfgNode as CN
+from daaf.config import config_extension, configurable
 from daaf.utils.detectron2_zoo import (
     detectron2_checkpoint_url,
     detectron2_config_file,
@@ -30,11 +31,22 @@ from daaf.utils.env import resolve_device
 from .build import PSEUDO_LABELER_REGISTRY, PersonLabel, PersonLabeler
 from .person_selection import match_box, select_person
 
-__all__ = ["Detectron2Labeler", "build_detectron2_model"]
+__all__ = ["Detectron2Labeler", "build_detectron2_model", "add_detectron2_labeler_config"]
 
 logger = logging.getLogger(__name__)
 
 _COCO_PERSON = 0  # class index of "person" in detectron2's COCO models
+
+
+@config_extension
+def add_detectron2_labeler_config(cfg) -> None:
+    """Add ``PSEUDO_LABEL.DETECTRON2`` (the Keypoint and Mask R-CNN configs and weights) to ``cfg``."""
+    cfg.PSEUDO_LABEL.DETECTRON2 = CN()
+    # detectron2 model-zoo names or YAML paths; empty WEIGHTS: that config's model-zoo weights.
+    cfg.PSEUDO_LABEL.DETECTRON2.KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
+    cfg.PSEUDO_LABEL.DETECTRON2.KEYPOINT_WEIGHTS = ""
+    cfg.PSEUDO_LABEL.DETECTRON2.MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+    cfg.PSEUDO_LABEL.DETECTRON2.MASK_WEIGHTS = ""
 
 
 def build_detectron2_model(

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from paper_tables import ROWS, TABLE2_DATASETS, PaperRow, find_row, format_paper
 
-from daaf.config import get_cfg
+from daaf.config import build_config
 from daaf.data import PERSON_LABEL_FIELDS, get_dataset, label_file_path, resolve_labels_dir
 from daaf.data.datasets import register_custom_datasets
 from daaf.engine import run_reporting_user_errors
@@ -178,9 +178,7 @@ class Plan:
 def check_inputs(runs: Sequence[Run]) -> None:
     """A one-line UserError for the first dataset folder or label file a run needs that is missing."""
     for run in runs:
-        cfg = get_cfg()
-        cfg.merge_from_file(run.config)
-        cfg.merge_from_list(list(run.opts))
+        cfg = build_config(run.config, run.opts)
         register_custom_datasets(cfg.DATASETS.CUSTOM)
         for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) if run.evaluates is None else cfg.DATASETS.TEST:
             get_dataset(name, cfg.DATASETS.ROOT, log=False)  # names the missing folder
