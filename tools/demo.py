@@ -56,10 +56,10 @@ def run_results(output_dir: str) -> dict:
 
 def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: int = 6):
     """Attention maps (the paper's HAM/PAM at conv1, and HAB/PAB outputs for DAAF) of ``num_crops`` query crops
-    and the 6 worst ranked lists of ``output_dir``'s model; for a model with PAB, how well its
-    heatmap peaks find the query crops' keypoints. Returns ({picture kind: path}, PCK dict or None)."""
+    and the 6 worst ranked lists of ``output_dir``'s model; for a model that predicts keypoint
+    heatmaps (DAAF's PAB), how well their peaks find the query crops' keypoints. Returns ({picture kind: path}, PCK dict or None)."""
     from daaf.analysis.attention_maps import attention_figure
-    from daaf.analysis.branch_outputs import PCK_ALPHA, labelled_query_batch, pab_keypoint_pck
+    from daaf.analysis.branch_outputs import PCK_ALPHA, keypoint_pck, labelled_query_batch
     from daaf.data import get_dataset
     from daaf.data.image_list import read_test_images
     from daaf.engine import inference_config, load_inference_model
@@ -71,7 +71,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: 
     model = load_inference_model(cfg, keep_branches=True)
     query = get_dataset(DATASET, cfg.DATASETS.ROOT, log=False).query
     paths = [r["file_name"] for r in query[:: max(len(query) // num_crops, 1)][:num_crops]]
-    grid, _ = attention_figure(model, read_test_images(cfg, paths), branches=bool(cfg.MODEL.DAAF.BRANCHES))
+    grid, _ = attention_figure(model, read_test_images(cfg, paths), branches=bool(model.branch_names))
     pictures = {"attention": os.path.join(out_root, f"attention_{tag}.png")}
     save_image(pictures["attention"], grid)
 
@@ -79,9 +79,9 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: 
     pictures["ranked_list"] = os.path.join(out_root, f"ranked_list_{tag}.png")
     save_image(pictures["ranked_list"], ranked_list_figure(ranks, select_queries(ranks["query_ap"], "worst", 6), 8))
     pck = None
-    if "PAB" in cfg.MODEL.DAAF.BRANCHES:
+    if model.predicts_keypoints:
         batch = labelled_query_batch(cfg)
-        pck = pab_keypoint_pck(model, batch.images, batch.keypoints, PCK_ALPHA)
+        pck = keypoint_pck(model, batch.images, batch.keypoints, PCK_ALPHA)
     return pictures, pck
 
 

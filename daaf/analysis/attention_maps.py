@@ -1,6 +1,7 @@
-"""What a model looks at: the DAAF paper's attention maps (holistic HAM and partial PAM per PAB
+"""What a model looks at: the DAAF paper's attention maps (holistic HAM and partial PAM per channel
 group, Eqs. 5-8) or standard Grad-CAM, and the picture that shows them (with, for a DAAF model,
-what its branches predict: :mod:`daaf.analysis.branch_outputs`)."""
+what its branches predict: :mod:`daaf.analysis.branch_outputs`). The channel groups are those the
+network's branches declare (``ReIDNetwork.channel_groups``: PAB's keypoint groups)."""
 
 from typing import Dict, List, Optional
 
@@ -9,13 +10,13 @@ import torch
 from tqdm import tqdm
 
 from daaf.evaluation import inference_context
+from daaf.utils.comm import unwrap_model
 from daaf.utils.errors import UserError
 from daaf.utils.visualization import colour_scale_panel, image_grid, label_panel, overlay_heatmap
 
 from .branch_outputs import branch_predictions
 
 __all__ = [
-    "grad_cam",
     "grad_cam_from_weights",
     "stage_channel_gradients",
     "grad_cam_maps",
@@ -35,24 +36,6 @@ def grad_cam_from_weights(weights: torch.Tensor, activations: torch.Tensor) -> t
     return torch.einsum("bdc,bchw->bdhw", weights, activations).relu().sum(1)
 
 
-def grad_cam(targets: torch.Tensor, activations: torch.Tensor, chunk: int = 32) -> torch.Tensor:
-    """Grad-CAM summed over every component of ``targets`` (reverse mode; any targets).
-
-    For each component d of the (B, D) targets: weights = spatial mean of d(target_d)/dA over the
-    (B, C, h, w) activations A; map_d = ReLU(sum_c weight_c * A_c); the result (B, h, w) is the
-    sum of map_d over d. Gradients of ``chunk`` components are taken in one batched backward.
-    """
-    b, d = targets.shape
-    eye = torch.eye(d, device=targets.device, dtype=targets.dtype)
-    weights = []
-    for start in range(0, d, chunk):
-        rows = eye[start : start + chunk]  # (k, D)
-        grad_outputs = rows[:, None, :].expand(len(rows), b, d)
-        (grads,) = torch.autograd.grad(targets, activations, grad_outputs, retain_graph=True, is_grads_batched=True)
-        weights.append(grads.mean(dim=(-2, -1)).permute(1, 0, 2))  # (B, k, C)
-    return grad_cam_from_weights(torch.cat(weights, dim=1), activations.detach())
-
-
 # Layers that are not a stage output of the backbone, by the module that makes them in the project's
 # ResNet and in the detectron2 adapter. "conv1" is the paper's A: the stride-2 map before max-pool.
 # detectron2's stem applies its ReLU functionally, so there it is the map before the ReLU; the paper's
@@ -69,17 +52,19 @@ def _layer_module(backbone, layer: str):
     raise UserError(f"--stage: no module of the backbone makes '{layer}' (expected one of {', '.join(ATTENTION_LAYERS)})")
 
 
+def _channel_groups(model) -> list:
+    return model.channel_groups() if hasattr(model, "channel_groups") else []
+
+
 def _attention_targets(model):
-    """features -> {"holistic": test embedding (B, D), "group{g}": spatial mean of PAB group g's
-    channels of the final map (B, |S_g|)} (no groups for a model without PAB)."""
-    pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
+    """features -> {"holistic": test embedding (B, D), "group{g}": spatial mean of the channels of
+    the network's channel group g (B, |S_g|)} (no groups for a network without them)."""
+    groups = _channel_groups(model)
 
     def targets(features):
         out = {"holistic": model.heads(features[model.head_in_feature])}
-        if pab is not None:
-            final = features[pab.source]
-            for g in range(len(pab.groups)):
-                out[f"group{g}"] = final[:, pab.group_slice(g)].mean(dim=(-2, -1))
+        for g, group in enumerate(groups):
+            out[f"group{g}"] = features[group.stage][:, group.channels].mean(dim=(-2, -1))
         return out
 
     return targets
@@ -127,9 +112,9 @@ def stage_channel_gradients(model, images: torch.Tensor, stage: str, targets_fn,
 
 def grad_cam_maps(model, images: torch.Tensor, stage: str = "conv1") -> Dict[str, torch.Tensor]:
     """Standard Grad-CAM maps (B, h, w) at backbone layer ``stage``: "holistic" from the test
-    embedding and, for a model with a PAB branch, "group{g}" from the average-pooled channels of PAB
+    embedding and, for a network with channel groups, "group{g}" from the average-pooled channels of
     group g (exactly :func:`grad_cam` of those targets, computed by :func:`stage_channel_gradients`)."""
-    model = getattr(model, "module", model)
+    model = unwrap_model(model)
     with inference_context(model):
         activations, gradients = stage_channel_gradients(model, images, stage, _attention_targets(model))
     area = activations.shape[-2] * activations.shape[-1]
@@ -160,9 +145,9 @@ def mean_gradient_times_input(targets: torch.Tensor, activations: torch.Tensor, 
 
 def paper_attention_maps(model, images: torch.Tensor, stage: str = "conv1") -> Dict[str, torch.Tensor]:
     """The paper's attention maps (B, h, w) at backbone layer ``stage`` (the paper's is conv1):
-    "holistic" (HAM, Eqs. 5-6) from the test embedding and, for a model with PAB, "group{g}" (PAM_g,
-    Eqs. 7-8) from the global-average-pooled channels of group g of the final map."""
-    model = getattr(model, "module", model)
+    "holistic" (HAM, Eqs. 5-6) from the test embedding and, for a network with channel groups,
+    "group{g}" (PAM_g, Eqs. 7-8) from the global-average-pooled channels of group g."""
+    model = unwrap_model(model)
     captured = []
     handle = _layer_module(model.backbone, stage).register_forward_hook(lambda mod, inputs, output: captured.append(output))
     try:
@@ -178,7 +163,7 @@ def paper_attention_maps(model, images: torch.Tensor, stage: str = "conv1") -> D
 
 # How the attention tool and the demo compute their maps, by the name given to --method.
 ATTENTION_MAP_METHODS = {"paper": paper_attention_maps, "grad-cam": grad_cam_maps}
-_MAP_LABELS = {"paper": ("HAM", "PAM g"), "grad-cam": ("CAM holistic", "CAM group")}
+_MAP_LABELS = {"paper": ("HAM", "PAM"), "grad-cam": ("CAM", "CAM")}
 
 
 def draw_attention_grid(
@@ -211,11 +196,12 @@ def attention_figure(model, images: torch.Tensor, stage: str = "conv1", branches
     names of the map columns)."""
     if method not in ATTENTION_MAP_METHODS:
         raise UserError(f"--method: unknown attention map method '{method}' (expected one of {', '.join(ATTENTION_MAP_METHODS)})")
-    if branches and not getattr(getattr(model, "module", model), "branches", {}):  # before the maps' work
+    if branches and not getattr(unwrap_model(model), "branch_names", ()):  # before the maps' work
         raise UserError("--branches: this model has no attention branches (give the DAAF config and checkpoint)")
-    holistic, group = _MAP_LABELS[method]
+    holistic, partial = _MAP_LABELS[method]
+    group_names = [g.name for g in _channel_groups(unwrap_model(model))]
     computed = ATTENTION_MAP_METHODS[method](model, images, stage)
-    maps = {(holistic if k == "holistic" else group + k[len("group") :]): v for k, v in computed.items()}
+    maps = {(holistic if k == "holistic" else f"{partial} {group_names[int(k[len('group') :])]}"): v for k, v in computed.items()}
     # how much a partial map says beyond the holistic one: their correlation over the pixels
     notes = {name: [f"r={r:.2f}" for r in map_correlation(m, maps[holistic])] for name, m in maps.items() if name != holistic}
     if branches:

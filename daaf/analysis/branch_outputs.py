@@ -1,5 +1,5 @@
 """What the training-only branches of a DAAF model predict at inference (the paper's Figs. 7-8),
-and how well PAB's heatmap peaks find the keypoints (PCK)."""
+and how well the peaks of predicted keypoint heatmaps find the keypoints (PCK)."""
 
 from typing import Dict
 
@@ -8,26 +8,52 @@ import torch
 from daaf.data import PERSON_LABEL_FIELDS, ReIDBatch, ReIDDatasetMapper, attach_labels, build_augmentations, collate_reid_batch, get_dataset
 from daaf.data.person_labels import label_file_path, resolve_labels_dir
 from daaf.evaluation import inference_context
+from daaf.utils.comm import unwrap_model
 from daaf.utils.errors import UserError
 
-__all__ = ["branch_predictions", "PCK_ALPHA", "heatmap_peak_hits", "pab_keypoint_pck", "format_pck", "labelled_query_batch"]
+__all__ = [
+    "branch_predictions",
+    "predicted_keypoint_heatmaps",
+    "PCK_ALPHA",
+    "heatmap_peak_hits",
+    "keypoint_pck",
+    "format_pck",
+    "labelled_query_batch",
+]
 
 
 @torch.no_grad()
 def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """What the training-only branches predict for uint8 images (B, 3, H, W): "HAB" (B, 1, h, w)
-    person mask and, per PAB group g, "PAB g{g}" (B, n_g, h, w) heatmaps (or stripe images)."""
-    model = getattr(model, "module", model)
+    """What each training-only branch with a ``predict`` method predicts for uint8 images
+    (B, 3, H, W), by its name: one map (B, n, h, w), or, for a branch that predicts per group,
+    "<branch> <group name>" each (e.g. "HAB" the person mask, "PAB head" the head's heatmaps)."""
+    model = unwrap_model(model)
+    out = {}
     with inference_context(model):
         features = model.backbone(model.preprocess_image(images))
-        out = {}
-        for name, branch in getattr(model, "branches", {}).items():
+        for name in getattr(model, "branch_names", ()):
+            branch = model.branch(name)
+            if not hasattr(branch, "predict"):
+                continue
             pred = branch.predict(features)
             if isinstance(pred, list):
-                out.update({f"{name} g{g}": p.cpu() for g, p in enumerate(pred)})
+                labels = getattr(branch, "group_names", None) or [f"g{g}" for g in range(len(pred))]
+                out.update({f"{name} {label}": p.cpu() for label, p in zip(labels, pred)})
             else:
                 out[name] = pred.cpu()
     return out
+
+
+@torch.no_grad()
+def predicted_keypoint_heatmaps(model, images: torch.Tensor) -> list:
+    """The keypoint heatmaps the model's branches predict for uint8 images (B, 3, H, W): a list of
+    ``KeypointHeatmaps`` (name, keypoint ids, (B, n, h, w) on the CPU); empty when none does."""
+    model = unwrap_model(model)
+    if not getattr(model, "predicts_keypoints", False):
+        return []
+    with inference_context(model):
+        features = model.backbone(model.preprocess_image(images))
+        return [h._replace(heatmaps=h.heatmaps.cpu()) for h in model.keypoint_heatmaps(features)]
 
 
 PCK_ALPHA = 0.1  # the PCK threshold the tools report by default, x the crop height
@@ -47,23 +73,25 @@ def heatmap_peak_hits(heatmaps: torch.Tensor, keypoints: torch.Tensor, image_siz
     return hits, visible
 
 
-@torch.no_grad()
-def pab_keypoint_pck(model, images: torch.Tensor, keypoints: torch.Tensor, alpha: float = PCK_ALPHA) -> Dict[str, float]:
-    """PCK@alpha (share of visible keypoints whose PAB heatmap peak lies within alpha x the image
-    height) of a keypoint PAB for uint8 images (B, 3, H, W) with keypoints (B, 17, 3) in their
-    pixels: {"all": over every keypoint, "g{g}": per group, "fixed_pose": the PCK of one fixed guess,
-    each keypoint's median position over these crops (what a PAB that ignores its input can reach
-    at best, about), "spread": the mean over pixels of the predictions' standard deviation across
-    the crops (0 when PAB ignores its input)}."""
-    branches = getattr(getattr(model, "module", model), "branches", {})
-    pab = branches["PAB"] if "PAB" in branches else None
-    if pab is None or pab.target != "keypoints":
-        raise UserError("PAB keypoint PCK needs a model with a keypoint PAB branch (a DAAF config and checkpoint)")
-    predictions = branch_predictions(model, images)
+# the entries of keypoint_pck's result that are not a group's PCK
+_PCK_SUMMARY_KEYS = ("all", "fixed_pose", "spread")
+
+
+def keypoint_pck(model, images: torch.Tensor, keypoints: torch.Tensor, alpha: float = PCK_ALPHA) -> Dict[str, float]:
+    """PCK@alpha (share of visible keypoints whose heatmap peak lies within alpha x the image
+    height) of the keypoint heatmaps the model's branches predict (DAAF's PAB), for uint8 images
+    (B, 3, H, W) with keypoints (B, 17, 3) in their pixels: {"all": over every keypoint, and per
+    group its name (e.g. "head"), "fixed_pose": the PCK of one fixed guess, each keypoint's median
+    position over these crops (what a branch that ignores its input can reach at best, about),
+    "spread": the mean over pixels of the predictions' standard deviation across the crops (0 when
+    the branch ignores its input)}."""
+    predictions = predicted_keypoint_heatmaps(model, images)
+    if not predictions:
+        raise UserError("keypoint PCK needs a model whose branches predict keypoint heatmaps (a DAAF config with PAB and its checkpoint)")
     result, hits_all, visible_all = {}, 0, 0
-    for g, group in enumerate(pab.groups):
-        hits, visible = heatmap_peak_hits(predictions[f"PAB g{g}"], keypoints[:, group], images.shape[-2:], alpha)
-        result[f"g{g}"] = float(hits.sum() / visible.sum().clamp(min=1))
+    for name, group, heatmaps in predictions:
+        hits, visible = heatmap_peak_hits(heatmaps, keypoints[:, group], images.shape[-2:], alpha)
+        result[name] = float(hits.sum() / visible.sum().clamp(min=1))
         hits_all, visible_all = hits_all + int(hits.sum()), visible_all + int(visible.sum())
     result["all"] = hits_all / max(visible_all, 1)
     truth = keypoints.float().cpu()
@@ -71,16 +99,16 @@ def pab_keypoint_pck(model, images: torch.Tensor, keypoints: torch.Tensor, alpha
     median = truth[..., :2].masked_fill(~visible[..., None], float("nan")).nanmedian(dim=0).values  # (17, 2)
     fixed_hits = ((truth[..., :2] - median).norm(dim=-1) <= alpha * images.shape[-2]) & visible
     result["fixed_pose"] = float(fixed_hits.sum() / visible.sum().clamp(min=1))
-    stacked = torch.cat([predictions[f"PAB g{g}"] for g in range(len(pab.groups))], dim=1)
+    stacked = torch.cat([p.heatmaps for p in predictions], dim=1)
     result["spread"] = float(stacked.std(dim=0).mean()) if len(stacked) > 1 else 0.0
     return result
 
 
 def format_pck(pck: Dict[str, float], alpha: float) -> str:
-    """One line of :func:`pab_keypoint_pck`'s result."""
-    groups = " ".join(f"{k} {v:.2f}" for k, v in pck.items() if k.startswith("g"))
+    """One line of :func:`keypoint_pck`'s result."""
+    groups = ", ".join(f"{k} {v:.2f}" for k, v in pck.items() if k not in _PCK_SUMMARY_KEYS)
     return (
-        f"PAB peak PCK@{alpha:g} {pck['all']:.3f} ({groups}); one fixed pose scores {pck['fixed_pose']:.3f}; "
+        f"keypoint heatmap peak PCK@{alpha:g} {pck['all']:.3f} ({groups}); one fixed pose scores {pck['fixed_pose']:.3f}; "
         f"prediction spread across crops {pck['spread']:.3g}"
     )
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from daaf.config import CfgNode, get_cfg, import_user_modules
+from daaf.config import CfgNode, build_config
 from daaf.utils import comm
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.env import collect_env_info, seed_all_rng
@@ -29,8 +29,8 @@ __all__ = ["default_setup", "inference_config", "default_writers", "create_ddp_m
 
 def default_setup(cfg: CfgNode, args) -> None:
     """Create OUTPUT_DIR, set up logging (log.txt), log the environment, the arguments and the
-    config, dump the config to OUTPUT_DIR/config.yaml, seed every RNG (SEED + rank), import
-    cfg.IMPORTS and set cudnn.benchmark."""
+    config, dump the config to OUTPUT_DIR/config.yaml, seed every RNG (SEED + rank) and set
+    cudnn.benchmark. ``cfg`` comes from :func:`daaf.config.build_config`, which imported cfg.IMPORTS."""
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
@@ -59,20 +59,15 @@ def default_setup(cfg: CfgNode, args) -> None:
 
     seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info(f"Using random seed {seed}")
-    import_user_modules(cfg.IMPORTS)
     if not (hasattr(args, "eval_only") and args.eval_only):
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 
 
 def inference_config(config_file: str, opts: Sequence[str] = ()):
-    """Defaults + ``config_file`` + KEY VALUE ``opts``, with cfg.IMPORTS imported; frozen."""
+    """The frozen config of an inference tool: :func:`daaf.config.build_config` of ``config_file``
+    and the KEY VALUE ``opts``, with the console logger set up."""
     setup_logger(name="daaf")
-    cfg = get_cfg()
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts or []))
-    import_user_modules(cfg.IMPORTS)
-    cfg.freeze()
-    return cfg
+    return build_config(config_file, opts)
 
 
 def default_writers(output_dir: str, max_iter: int, window_size: int = 20) -> list:
@@ -279,13 +274,19 @@ class DefaultTrainer(TrainerBase):
         return build_reid_test_loader(cfg, dataset_name)
 
     @classmethod
-    def build_evaluator(cls, cfg, dataset_name, num_query, output_dir=None):
-        """A ReIDEvaluator reporting the CMC ranks the dataset's protocol asks for."""
+    def build_evaluator(cls, cfg, dataset_name, num_query, output_dir=None, model_name=""):
+        """A ReIDEvaluator reporting the CMC ranks the dataset's protocol asks for; ``model_name``
+        labels its CMC curve."""
         from daaf.data import dataset_report_ranks
         from daaf.evaluation import ReIDEvaluator
 
         return ReIDEvaluator(
-            cfg, num_query, dataset_name=dataset_name, output_dir=output_dir, report_ranks=dataset_report_ranks(dataset_name)
+            cfg,
+            num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+            report_ranks=dataset_report_ranks(dataset_name),
+            model_name=model_name,
         )
 
     @classmethod
@@ -327,7 +328,7 @@ class DefaultTrainer(TrainerBase):
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}},
         also written (main process) to OUTPUT_DIR/inference/results.json."""
-        from daaf.evaluation import inference_on_dataset, print_csv_format, test_time_crops
+        from daaf.evaluation import describe_model, inference_on_dataset, print_csv_format, test_time_crops
 
         logger = logging.getLogger("daaf")
         results = OrderedDict()
@@ -338,7 +339,11 @@ class DefaultTrainer(TrainerBase):
                 evaluator = evaluators[idx]
             else:
                 evaluator = cls.build_evaluator(
-                    cfg, dataset_name, num_query, output_dir=os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+                    cfg,
+                    dataset_name,
+                    num_query,
+                    output_dir=os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name),
+                    model_name=describe_model(model, cfg.OUTPUT_DIR),
                 )
             results_i = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED, crops=crops)
             results[dataset_name] = results_i

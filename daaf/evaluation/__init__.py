@@ -4,6 +4,6 @@ the inference loop."""
 from .distance import compute_distance, compute_distance_chunks
 from .evaluator import DatasetEvaluator, ReIDEvaluator, describe_model, print_csv_format, top_k
 from .inference import extract_features, inference_context, inference_on_dataset
-from .rank import RankAccumulator, evaluate_rank, evaluate_rank_chunks
+from .rank import RankAccumulator, evaluate_rank
 from .rerank import re_ranking, re_ranking_features
 from .test_time_augmentation import embed_batch, five_crops, test_time_crops

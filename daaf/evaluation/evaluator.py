@@ -37,12 +37,13 @@ class DatasetEvaluator:
         pass
 
 
-def describe_model(cfg) -> str:
-    """A short name of the model a config trains, e.g. "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB)":
-    the run's folder name, then the head, the backbone depth and the DAAF branches."""
-    run = os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)) if cfg.OUTPUT_DIR else ""
-    parts = [f"{cfg.MODEL.HEADS.NAME}, ResNet-{cfg.MODEL.BACKBONE.DEPTH}", *cfg.MODEL.DAAF.BRANCHES]
-    return f"{run} ({' + '.join(parts)})" if run else " + ".join(parts)
+def describe_model(model, output_dir: str = "") -> str:
+    """A short name of a model for plots and logs, e.g. "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB)":
+    the run's folder name, then what the network says of itself (its ``describe()``; else its class)."""
+    model = comm.unwrap_model(model)
+    description = model.describe() if hasattr(model, "describe") else type(model).__name__
+    run = os.path.basename(os.path.normpath(output_dir)) if output_dir else ""
+    return f"{run} ({description})" if run else description
 
 
 class ReIDEvaluator(DatasetEvaluator):
@@ -105,7 +106,6 @@ class ReIDEvaluator(DatasetEvaluator):
             "output_dir": output_dir,
             "save_ranks": cfg.TEST.SAVE_RANKS,
             "dataset_name": dataset_name,
-            "model_name": describe_model(cfg),
         }
 
     def curve_label(self) -> str:

@@ -78,14 +78,17 @@ class DAAFCheckpointer(Checkpointer):
         return checkpoint
 
     def _load_model(self, checkpoint):
-        # A DAAF checkpoint evaluated with the base config: its training-only branch weights have
-        # no place in the base network; say so once instead of listing them as unexpected keys.
+        # A checkpoint of a network with training-only parts (DAAF's branches) loaded into its
+        # inference network: those tensors have no place there; say so once instead of listing
+        # them as unexpected keys. The model says which keys are training-only.
+        # (fvcore's Checkpointer keeps the module inside a DDP wrapper as self.model)
+        is_training_only = getattr(self.model, "is_training_only_key", None)
         model_keys = self.model.state_dict().keys()
-        branch_keys = [k for k in checkpoint["model"] if ".branches." in f".{k}" and k not in model_keys]
-        if branch_keys:
-            for k in branch_keys:
+        dropped = [k for k in checkpoint["model"] if is_training_only is not None and is_training_only(k) and k not in model_keys]
+        if dropped:
+            for k in dropped:
                 checkpoint["model"].pop(k)
-            self.logger.info(f"Ignored {len(branch_keys)} tensors of training-only attention branches (not part of this model)")
+            self.logger.info(f"Ignored {len(dropped)} tensors of training-only parts of the network (not part of this model)")
         # Kept so that tools which need an exact fit (export, features) can refuse a mismatch.
         self.last_incompatible = super()._load_model(checkpoint)
         return self.last_incompatible

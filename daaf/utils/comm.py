@@ -66,17 +66,6 @@ def get_local_rank() -> int:
     return dist.get_rank(group=_LOCAL_PROCESS_GROUP)
 
 
-def get_local_size() -> int:
-    """Number of processes on this machine."""
-    if get_world_size() == 1:
-        return 1
-    if _LOCAL_PROCESS_GROUP is None:
-        import os
-
-        return int(os.environ.get("LOCAL_WORLD_SIZE", get_world_size()))
-    return dist.get_world_size(group=_LOCAL_PROCESS_GROUP)
-
-
 def is_main_process() -> bool:
     return get_rank() == 0
 
@@ -155,15 +144,6 @@ def shared_random_seed() -> int:
     return all_gather(seed)[0]
 
 
-def reduce_dict(input_dict: dict, average: bool = True) -> dict:
-    """Reduce a dict of scalar tensors over ranks (sum or average); result valid on rank 0."""
-    world_size = get_world_size()
-    if world_size < 2:
-        return input_dict
-    with torch.no_grad():
-        names = sorted(input_dict)
-        values = torch.stack([input_dict[k] for k in names], dim=0)
-        dist.reduce(values, dst=0)
-        if dist.get_rank() == 0 and average:
-            values /= world_size
-        return dict(zip(names, values))
+def unwrap_model(model):
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper; any other module as it is."""
+    return model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) else model

@@ -1,6 +1,8 @@
 import torch
 
-from daaf.analysis.attention_maps import draw_attention_grid, grad_cam
+from daaf.analysis.attention_maps import draw_attention_grid
+
+from reference_attention import grad_cam
 
 PAD = 4  # the grid padding of daaf.utils.visualization.image_grid
 

@@ -5,6 +5,7 @@ from daaf.analysis import branch_outputs
 from daaf.analysis.branch_outputs import heatmap_peak_hits
 from daaf.config import get_cfg
 from daaf.modeling import build_model
+from daaf.modeling.attention import KeypointHeatmaps
 
 
 def pab_cfg():
@@ -25,7 +26,7 @@ def test_heatmap_peaks_hit_keypoints_within_alpha_of_the_crop_height():
 
 def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(monkeypatch):
     model = build_model(pab_cfg())
-    groups = model.branches["PAB"].groups
+    pab = model.branch("PAB")
     keypoints = torch.zeros(3, 17, 3)
     keypoints[..., 2] = 2
     keypoints[..., 0] = torch.tensor([6.0, 14.0, 22.0])[:, None]  # the crops' keypoints move along x
@@ -35,13 +36,13 @@ def test_pab_pck_reports_the_fixed_pose_baseline_and_the_spread_across_crops(mon
         maps = torch.zeros(3, 17, 16, 8)
         for b, x in enumerate(xs):
             maps[b, :, 7, int(x // 4)] = 1.0
-        return {f"PAB g{g}": maps[:, group] for g, group in enumerate(groups)}
+        return [KeypointHeatmaps(name, group, maps[:, group]) for name, group in zip(pab.group_names, pab.groups)]
 
     images = torch.zeros(3, 3, 64, 32, dtype=torch.uint8)
-    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
-    following = branch_outputs.pab_keypoint_pck(model, images, keypoints)
-    monkeypatch.setattr(branch_outputs, "branch_predictions", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
-    fixed = branch_outputs.pab_keypoint_pck(model, images, keypoints)
+    monkeypatch.setattr(branch_outputs, "predicted_keypoint_heatmaps", lambda m, i: peaks_at([6.0, 14.0, 22.0]))
+    following = branch_outputs.keypoint_pck(model, images, keypoints)
+    monkeypatch.setattr(branch_outputs, "predicted_keypoint_heatmaps", lambda m, i: peaks_at([14.0, 14.0, 14.0]))
+    fixed = branch_outputs.keypoint_pck(model, images, keypoints)
     assert following["all"] == 1.0 and fixed["all"] == pytest.approx(1 / 3)
     assert following["fixed_pose"] == fixed["fixed_pose"] == pytest.approx(1 / 3)  # the median pose hits the middle crop
     assert following["spread"] > 0 and fixed["spread"] == 0

@@ -203,7 +203,7 @@ def test_inference_network_is_exactly_the_base_network(tmp_path, caplog):
     DAAFCheckpointer(daaf, str(tmp_path)).save("daaf")
     with caplog.at_level(logging.INFO):
         DAAFCheckpointer(base, str(tmp_path)).load(str(tmp_path / "daaf.pth"))
-    assert "Ignored" in caplog.text and "training-only attention branches" in caplog.text
+    assert "Ignored" in caplog.text and "training-only parts of the network" in caplog.text
     assert torch.equal(daaf(images), base(images)) and torch.equal(stripped(images), base(images))
 
 
@@ -295,3 +295,47 @@ def test_a_registered_branch_that_does_not_say_what_it_reads_gets_every_person_l
                 super().__init__()
 
     assert model_input_fields(daaf_cfg("SilentBranch", "HAB")) == PERSON_LABEL_FIELDS
+
+
+def test_the_network_offers_what_tools_need_without_their_naming_a_branch():
+    torch.manual_seed(0)
+    model = build_model(daaf_cfg("HAB", "PAB")).eval()
+    assert model.branch_names == ("HAB", "PAB") and model.branch("PAB") is model.branches["PAB"]
+    with pytest.raises(KeyError, match="no attention branch 'XAB' in this network \\(it has: HAB, PAB\\)"):
+        model.branch("XAB")
+    assert model.describe() == "TriNetHead, ResNet-18 + HAB + PAB"
+
+    groups = model.channel_groups()  # HAB has none; PAB's six keypoint groups of res5's 512 channels
+    assert [g.name for g in groups] == ["head", "shoulders", "elbows", "wrists+hips", "knees", "ankles"]
+    assert all(g.stage == "res5" for g in groups)
+    assert [(g.channels.start, g.channels.stop) for g in groups] == [(85 * i, 85 * (i + 1)) for i in range(6)]
+
+    images = torch.randint(0, 255, (2, 3, 64, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        features = model.backbone(model.preprocess_image(images))
+        heatmaps = model.keypoint_heatmaps(features)
+        predicted = model.branch("PAB").predict(features)
+    assert model.predicts_keypoints and [h.keypoints for h in heatmaps] == model.branch("PAB").groups
+    assert all(torch.equal(h.heatmaps, p) for h, p in zip(heatmaps, predicted))
+
+    stripes = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__TARGET="part_image"))
+    assert not stripes.predicts_keypoints and stripes.keypoint_heatmaps(features) == []
+    assert build_model(daaf_cfg()).channel_groups() == [] and build_model(daaf_cfg()).describe() == "TriNetHead, ResNet-18"
+
+
+def test_the_network_names_its_training_only_keys_and_drops_them_for_inference():
+    model = build_model(daaf_cfg("HAB", "PAB"))
+    keys = model.state_dict().keys()
+    training_only = {k for k in keys if model.is_training_only_key(k)}
+    base = model.inference_network()
+    assert training_only and set(base.state_dict()) == set(keys) - training_only
+    assert base.branch_names == () and not base.training
+    assert model.branch_names == ("HAB", "PAB")  # the network itself keeps its branches
+
+
+def test_keypoint_groups_are_named_by_the_body_parts_they_hold():
+    from daaf.modeling.attention import KEYPOINT_GROUP_SCHEMES, keypoint_group_name
+
+    assert [keypoint_group_name(g) for g in KEYPOINT_GROUP_SCHEMES["coco4"]] == ["head", "shoulders+elbows+wrists", "hips+knees", "ankles"]
+    assert keypoint_group_name(range(17)) == "all keypoints"
+    assert keypoint_group_name([0, 5, 6, 16]) == "shoulders+nose+right_ankle"

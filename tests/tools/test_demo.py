@@ -61,7 +61,7 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, caps
     daaf = cv2.imread(summary["pictures"]["DAAF-TriNet"]["attention"])
     assert trinet.shape == (2 * (128 + pad) + pad, 3 * (64 + pad) + pad, 3)  # input + HAM + colour key
     assert daaf.shape == (2 * (128 + pad) + pad, 16 * (64 + pad) + pad, 3)  # + 6 PAMs, HAB, 6 PAB groups
-    assert "DAAF-TriNet on the SyntheticPersons query crops: PAB peak PCK@0.1" in result.out
+    assert "DAAF-TriNet on the SyntheticPersons query crops: keypoint heatmap peak PCK@0.1" in result.out
     pck = summary["results"]["DAAF-TriNet"]["pab_pck"]
     assert 0 <= pck["all"] <= 1 and 0 <= pck["fixed_pose"] <= 1 and pck["spread"] >= 0
     ranked = cv2.imread(summary["pictures"]["DAAF-TriNet"]["ranked_list"])

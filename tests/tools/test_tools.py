@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from daaf.analysis.attention_maps import grad_cam
 from daaf.analysis.branch_outputs import labelled_query_batch
 from daaf.data import ReIDDatasetMapper
 from daaf.modeling import build_model
 from daaf.utils.visualization import MATCH_COLOUR, NON_MATCH_COLOUR
 
 from conftest import REPO, load_tool, run_cli, run_tool, run_tool_reporting_errors
+from reference_attention import grad_cam
 
 PANEL_H, PANEL_W, PAD = 256, 128, 4  # ranked-list panels and grid padding
 
@@ -205,10 +205,10 @@ def test_forward_mode_cams_equal_reverse_mode_grad_cam_of_each_target(trained):
     with torch.enable_grad():
         features = model.backbone(model.preprocess_image(images))
         activations = features["stem"]
-        pab = model.branches["PAB"]
+        group = model.channel_groups()[3]
         expected = {
             "holistic": grad_cam(model.heads(features[model.head_in_feature]), activations),
-            "group3": grad_cam(features[pab.source][:, pab.group_slice(3)].mean(dim=(-2, -1)), activations),
+            "group3": grad_cam(features[group.stage][:, group.channels].mean(dim=(-2, -1)), activations),
         }
     for name, reference in expected.items():
         assert cams[name].shape == (2, 16, 8) and reference.abs().max() > 0  # stem: stride 4
@@ -383,10 +383,10 @@ def test_branch_outputs_picture(trained, tmp_path, capsys):
         trained["weights"],
         folder=ANALYSIS,
     )
-    from daaf.analysis.branch_outputs import format_pck, pab_keypoint_pck
+    from daaf.analysis.branch_outputs import format_pck, keypoint_pck
 
     batch = labelled_query_batch(trained["cfg"], 5)
-    expected = format_pck(pab_keypoint_pck(trained["model"], batch.images, batch.keypoints), 0.1)
+    expected = format_pck(keypoint_pck(trained["model"], batch.images, batch.keypoints), 0.1)
     assert capsys.readouterr().out.splitlines()[-1] == f"SyntheticPersons query (5 crops): {expected}"
     assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
     base = subprocess.run(
@@ -403,7 +403,7 @@ def test_branch_outputs_picture(trained, tmp_path, capsys):
         capture_output=True,
         text=True,
     )
-    assert base.returncode == 2 and "MODEL.DAAF.BRANCHES is empty" in base.stderr.strip().splitlines()[-1]
+    assert base.returncode == 2 and "this model has no attention branches" in base.stderr.strip().splitlines()[-1]
 
 
 class _FakeFaissIndex:

@@ -11,9 +11,9 @@ from daaf.config import configurable
 from daaf.data.batch import ReIDBatch
 from daaf.utils.errors import ConfigError
 
-from .build import ATTENTION_BRANCH_REGISTRY
+from .build import ATTENTION_BRANCH_REGISTRY, ChannelGroup, KeypointHeatmaps
 from .decoder import Decoder, Predictor
-from .keypoint_groups import resolve_keypoint_groups
+from .keypoint_groups import keypoint_group_name, resolve_keypoint_groups
 from .targets import keypoint_heatmaps, masked_squared_error, part_image_targets, resize_masks
 
 __all__ = ["HumanAttentionBranch", "PartAttentionBranch"]
@@ -196,6 +196,32 @@ class PartAttentionBranch(nn.Module):
             "reduction": pab.LOSS_REDUCTION,
         }
 
+    @property
+    def group_names(self) -> List[str]:
+        """Each group's body parts, e.g. "head", "wrists+hips" (:func:`keypoint_group_name`)."""
+        return [keypoint_group_name(g) for g in self.groups]
+
+    @property
+    def predicts_keypoints(self) -> bool:
+        """Whether its maps are keypoint heatmaps (not image stripes)."""
+        return self.target == "keypoints"
+
+    def channel_groups(self) -> List[ChannelGroup]:
+        """The channel group of the source map that each keypoint group reads."""
+        return [ChannelGroup(name, self.source, self.group_slice(g)) for g, name in enumerate(self.group_names)]
+
+    def keypoint_heatmaps(self, features: dict) -> List[KeypointHeatmaps]:
+        """Per group, its keypoints' predicted heatmaps (none for stripe-image targets)."""
+        if not self.predicts_keypoints:
+            return []
+        return [KeypointHeatmaps(name, list(g), p) for name, g, p in zip(self.group_names, self.groups, self.predict(features))]
+
+    def cross_group_predictions(self, features: dict) -> List[List[torch.Tensor]]:
+        """[i][j]: the maps of group j's predictor fed with the decoded channels of group i
+        (the 1x1-conv shuffle of projects/DAAF/analysis/conv_shuffle.py; the diagonal is ``predict``)."""
+        decoded = self.decode_groups(features[self.source])
+        return [[predictor(d) for predictor in self.predictors] for d in decoded]
+
     def group_slice(self, g: int) -> slice:
         """Channels of the source map read by group ``g`` (disjoint, in order)."""
         return slice(g * self.group_channels, (g + 1) * self.group_channels)
@@ -212,9 +238,9 @@ class PartAttentionBranch(nn.Module):
 
         A shared decoder decodes all groups in one call, stacked along the batch: its BatchNorm
         then normalises training batches with statistics over all groups, the same population its
-        running statistics (used at inference) average. Called once per group, each group was
+        running statistics (used at inference) average. Called once per group, each group would be
         normalised by its own batch statistics in training but by the running statistics of a
-        mixture of groups at inference, and the predictions at inference were garbage.
+        mixture of groups at inference, which makes the inference predictions meaningless.
         """
         if len(self.decoders) > 1:
             return [self.decode_group(x, g) for g in range(len(self.groups))]

@@ -2,9 +2,10 @@
 
 from typing import List, Sequence
 
+from daaf.data.person_labels import COCO_KEYPOINT_NAMES
 from daaf.utils.errors import ConfigError
 
-__all__ = ["KEYPOINT_GROUP_SCHEMES", "resolve_keypoint_groups"]
+__all__ = ["KEYPOINT_GROUP_SCHEMES", "resolve_keypoint_groups", "keypoint_group_name"]
 
 # COCO order: 0 nose, 1-2 eyes, 3-4 ears, 5-6 shoulders, 7-8 elbows, 9-10 wrists, 11-12 hips,
 # 13-14 knees, 15-16 ankles. "coco6" is the grouping of the released DAAF code (used in the
@@ -24,6 +25,33 @@ KEYPOINT_GROUP_SCHEMES = {
     ],  # head, shoulders, elbows, wrists, hips, knees, ankles
     "coco17": [[k] for k in range(17)],
 }
+
+
+# Body parts by their COCO keypoint ids, for naming a group of keypoints.
+_BODY_PARTS = [
+    ("head", (0, 1, 2, 3, 4)),
+    ("shoulders", (5, 6)),
+    ("elbows", (7, 8)),
+    ("wrists", (9, 10)),
+    ("hips", (11, 12)),
+    ("knees", (13, 14)),
+    ("ankles", (15, 16)),
+]
+
+
+def keypoint_group_name(keypoints: Sequence[int]) -> str:
+    """A person's name for a group of COCO keypoint ids: the body parts it holds whole, then its
+    other keypoints by their COCO names, joined by "+" (e.g. [9, 10, 11, 12] -> "wrists+hips",
+    [0] -> "nose"); "all keypoints" for all 17."""
+    ids = set(keypoints)
+    if ids == set(range(17)):
+        return "all keypoints"
+    names = []
+    for name, part in _BODY_PARTS:
+        if ids.issuperset(part):
+            names.append(name)
+            ids -= set(part)
+    return "+".join(names + [COCO_KEYPOINT_NAMES[k] for k in sorted(ids)])
 
 
 def resolve_keypoint_groups(scheme: str, custom: Sequence[Sequence[int]] = (), num_channels: int = None) -> List[List[int]]:

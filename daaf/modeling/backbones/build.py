@@ -27,6 +27,10 @@ class Backbone(nn.Module):
         """Channels and stride of each stage returned by ``forward``."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """A short name for logs and plots (e.g. "ResNet-50")."""
+        return type(self).__name__
+
     def stage_modules(self) -> "OrderedDict[str, nn.Module]":
         """For a backbone that is a chain of stages: the module computing each stage from the
         previous one's output, by stage name in forward order. Others raise NotImplementedError."""

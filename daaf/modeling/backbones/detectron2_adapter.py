@@ -42,6 +42,9 @@ class Detectron2BackboneAdapter(Backbone):
     def output_shape(self):
         return dict(self._shapes)
 
+    def describe(self) -> str:
+        return f"detectron2 {type(self.body).__name__}"
+
     def detectron2_checkpoint(self) -> dict:
         """The wrapped backbone's weights as detectron2's ``DetectionCheckpointer`` reads a .pth:
         ``{"model": state dict under detectron2's own names, "__author__", "matching_heuristics"}``.

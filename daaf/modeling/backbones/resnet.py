@@ -138,6 +138,9 @@ class ResNet(Backbone):
         strides = [4, 4, 8, 16, 32 if last_stride == 2 else 16]
         self._shapes = {n: ShapeSpec(c, s) for n, c, s in zip(_STAGES, channels, strides)}
 
+    def describe(self) -> str:
+        return f"ResNet-{self.depth}"
+
     @classmethod
     def from_config(cls, cfg):
         b = cfg.MODEL.BACKBONE

@@ -1,17 +1,18 @@
 """ReIDNetwork: normalise -> backbone -> head (+ training-only DAAF branches)."""
 
 import copy
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from daaf.config import configurable
 from daaf.data.batch import ReIDBatch
-from daaf.modeling.attention import attention_branch_input_fields, build_attention_branches
+from daaf.modeling.attention import ChannelGroup, KeypointHeatmaps, attention_branch_input_fields, build_attention_branches
 from daaf.modeling.backbones import build_backbone
 from daaf.modeling.heads import build_heads
 from daaf.modeling.losses import build_losses
+from daaf.utils.comm import unwrap_model
 
 from .build import META_ARCH_REGISTRY
 
@@ -31,7 +32,13 @@ class ReIDNetwork(nn.Module):
     forward(batch): a :class:`ReIDBatch` (images (B, 3, H, W) uint8 or float 0-255; in training
     pids and the fields the branches read, see :meth:`input_fields`) or, in eval mode, a bare
     image tensor. Training returns {loss name: scalar}; eval returns embeddings (B, D).
+
+    Tools reach the branches through its methods (:meth:`branch`, :meth:`channel_groups`,
+    :meth:`keypoint_heatmaps`, :meth:`inference_network`, ...), never by a branch's name.
     """
+
+    # state-dict keys under this prefix belong to the training-only branches
+    _BRANCH_PREFIX = "branches."
 
     @configurable
     def __init__(
@@ -76,6 +83,50 @@ class ReIDNetwork(nn.Module):
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
+    @property
+    def branch_names(self) -> Tuple[str, ...]:
+        """The names of its training-only branches, in the order they run."""
+        return tuple(self.branches)
+
+    def branch(self, name: str) -> nn.Module:
+        """The training-only branch ``name``; a KeyError names the branches it has."""
+        if name not in self.branches:
+            raise KeyError(f"no attention branch '{name}' in this network (it has: {', '.join(self.branches) or 'none'})")
+        return self.branches[name]
+
+    def describe(self) -> str:
+        """A short name for logs and plots, e.g. "TriNetHead, ResNet-18 + HAB + PAB"."""
+        return " + ".join([f"{type(self.heads).__name__}, {self.backbone.describe()}", *self.branches])
+
+    def channel_groups(self) -> List[ChannelGroup]:
+        """Every branch's channel groups (see ATTENTION_BRANCH_REGISTRY): channels of a backbone stage
+        trained to stand for one part each."""
+        return [g for b in self.branches.values() if hasattr(b, "channel_groups") for g in b.channel_groups()]
+
+    @property
+    def predicts_keypoints(self) -> bool:
+        """Whether a branch predicts keypoint heatmaps (:meth:`keypoint_heatmaps` is not empty)."""
+        return any(getattr(b, "predicts_keypoints", False) for b in self.branches.values())
+
+    def keypoint_heatmaps(self, features: Dict[str, torch.Tensor]) -> List[KeypointHeatmaps]:
+        """Every branch's keypoint heatmaps for the backbone ``features``."""
+        return [h for b in self.branches.values() if hasattr(b, "keypoint_heatmaps") for h in b.keypoint_heatmaps(features)]
+
+    @classmethod
+    def is_training_only_key(cls, key: str) -> bool:
+        """Whether a state-dict key is of a training-only branch (absent from the inference network)."""
+        return key.startswith(cls._BRANCH_PREFIX)
+
+    def inference_network(self) -> nn.Module:
+        """A deep copy without the training-only branches, in eval mode: exactly the base network
+        (same parameters, FLOPs and outputs)."""
+        branches, self.branches = self.branches, nn.ModuleDict()
+        try:
+            base = copy.deepcopy(self)
+        finally:
+            self.branches = branches
+        return base.eval()
+
     def preprocess_image(self, batch) -> torch.Tensor:
         """The images of a ReIDBatch, or an image tensor, (B, 3, H, W) uint8/float 0-255 ->
         normalised float on the model's device."""
@@ -99,18 +150,11 @@ class ReIDNetwork(nn.Module):
 
 
 def strip_branches(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` without its training-only attention branches: exactly the base
-    network (same parameters, FLOPs and outputs in eval mode)."""
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    base = copy.deepcopy(model)
-    if hasattr(base, "branches"):
-        base.branches = nn.ModuleDict()
-    return base.eval()
-
-
-def branch_parameter_names(model: nn.Module) -> List[str]:
-    """State-dict keys that belong to attention branches (absent from the base network)."""
-    return [k for k in model.state_dict() if k.startswith("branches.")]
+    """The inference network of ``model`` (DDP unwrapped): its :meth:`ReIDNetwork.inference_network`,
+    or, for a meta-architecture without training-only parts, a deep copy in eval mode."""
+    model = unwrap_model(model)
+    inference_network = getattr(model, "inference_network", None)
+    return inference_network() if inference_network is not None else copy.deepcopy(model).eval()
 
 
 def count_parameters(model: nn.Module) -> int:

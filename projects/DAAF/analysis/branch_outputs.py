@@ -13,7 +13,7 @@ it also measures how well the PAB heatmap peaks find the keypoints: PCK@--alpha 
 import sys
 
 from daaf.analysis.attention_maps import draw_attention_grid
-from daaf.analysis.branch_outputs import PCK_ALPHA, branch_predictions, format_pck, labelled_query_batch, pab_keypoint_pck
+from daaf.analysis.branch_outputs import PCK_ALPHA, branch_predictions, format_pck, keypoint_pck, labelled_query_batch
 from daaf.data.image_list import list_image_files, read_test_images
 from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
 from daaf.utils.errors import UserError
@@ -22,17 +22,17 @@ from daaf.utils.visualization import save_image
 
 def main(args):
     cfg = inference_config(args.config_file, args.opts)
-    if not cfg.MODEL.DAAF.BRANCHES:
-        raise UserError(f"{args.config_file}: MODEL.DAAF.BRANCHES is empty; give the DAAF config the checkpoint was trained with")
     paths = list_image_files(args.input)[: args.num_images]
     model = load_inference_model(cfg, keep_branches=True)
+    if not getattr(model, "branch_names", ()):
+        raise UserError(f"{args.config_file}: this model has no attention branches; give the DAAF config the checkpoint was trained with")
     images = read_test_images(cfg, paths)
     maps = branch_predictions(model, images)
     save_image(args.output, draw_attention_grid(images, maps))
     print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
     if args.pck is not None:
         batch = labelled_query_batch(cfg, args.pck)
-        pck = pab_keypoint_pck(model, batch.images, batch.keypoints, args.alpha)
+        pck = keypoint_pck(model, batch.images, batch.keypoints, args.alpha)
         print(f"{cfg.DATASETS.TEST[0]} query ({len(batch.images)} crops): {format_pck(pck, args.alpha)}")
 
 
@@ -41,7 +41,12 @@ def parser():
     p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
     p.add_argument("--num-images", type=int, default=8)
     p.add_argument("--output", default="branch_outputs.png")
-    p.add_argument("--pck", type=int, metavar="N", help="also print the PAB peaks' PCK on N labelled query crops (0: all)")
+    p.add_argument(
+        "--pck",
+        type=int,
+        metavar="N",
+        help="also print the PCK of the predicted keypoint heatmaps' peaks on N labelled query crops (0: all)",
+    )
     p.add_argument("--alpha", type=float, default=PCK_ALPHA, help="PCK threshold, x the crop height")
     return p
 

@@ -24,6 +24,16 @@ from daaf.engine import inference_argument_parser, inference_config, load_infere
 from daaf.utils.errors import UserError
 
 
+def _shuffle_branch(model):
+    """The branch whose per-group predictors the shuffle swaps: the one with keypoint heatmaps
+    and cross-group predictions (DAAF's keypoint PAB)."""
+    for name in getattr(model, "branch_names", ()):
+        branch = model.branch(name)
+        if getattr(branch, "predicts_keypoints", False) and hasattr(branch, "cross_group_predictions"):
+            return branch
+    raise UserError("the conv shuffle needs a model with a keypoint PAB branch (a DAAF config and checkpoint)")
+
+
 @torch.no_grad()
 def conv_shuffle_matrix(model, images: torch.Tensor, keypoints: torch.Tensor, alpha: float = 0.1):
     """(G, G) matrix M[i, j]: PCK@alpha of group j's keypoints predicted by group j's 1x1 conv from
@@ -31,14 +41,11 @@ def conv_shuffle_matrix(model, images: torch.Tensor, keypoints: torch.Tensor, al
 
     images: (B, 3, H, W) uint8; keypoints: (B, 17, 3) [x, y, v] in image pixels.
     """
-    pab = model.branches["PAB"] if "PAB" in getattr(model, "branches", {}) else None
-    if pab is None or pab.target != "keypoints":
-        raise UserError("the conv shuffle needs a model with a keypoint PAB branch (a DAAF config and checkpoint)")
+    branch = _shuffle_branch(model)
     model.eval()
-    final = model.backbone(model.preprocess_image(images))[pab.source]
-    groups = pab.groups
-    decoded = [pab.decode_group(final, i) for i in range(len(groups))]
-    maps = [[pab.predictors[j](decoded[i]).float().cpu() for j in range(len(groups))] for i in range(len(groups))]
+    features = model.backbone(model.preprocess_image(images))
+    groups = branch.groups
+    maps = [[m.float().cpu() for m in row] for row in branch.cross_group_predictions(features)]
     matrix = np.full((len(groups), len(groups)), np.nan)
     for j, group in enumerate(groups):
         for i in range(len(groups)):
@@ -82,7 +89,7 @@ def main(args):
     batch = labelled_query_batch(cfg, args.num_images)
     matrix, maps = conv_shuffle_matrix(model, batch.images, batch.keypoints, args.alpha)
     os.makedirs(args.output_dir, exist_ok=True)
-    names = [f"g{g}: " + ",".join(str(k) for k in group) for g, group in enumerate(model.branches["PAB"].groups)]
+    names = _shuffle_branch(model).group_names
     plot_matrix(matrix, os.path.join(args.output_dir, "conv_shuffle_matrix.png"), names)
     with atomic_write(os.path.join(args.output_dir, "conv_shuffle.npz"), "wb") as f:
         np.savez(f, matrix=matrix, groups=np.array(names))

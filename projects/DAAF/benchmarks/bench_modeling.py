@@ -3,7 +3,7 @@
 next to its FLOPs ratio (the floor), for ResNet-50 at 256x128 and a tiny CPU config; and the
 inference network (params, FLOPs, latency), which must be exactly the base network's.
 
-    python benchmarks/bench_modeling.py [--quick]
+    python projects/DAAF/benchmarks/bench_modeling.py [--quick]
 
 Targets: training time ratio <= 1.1 x FLOPs ratio; inference params and FLOPs ratio 1.000,
 latency ratio 0.97-1.03.
@@ -40,8 +40,8 @@ class _TrainingForward(nn.Module):
     def forward(self, images):
         features = self.model.backbone(self.model.preprocess_image(images))
         outputs = [self.model.heads(features["res5"])["features"]]
-        for branch in self.model.branches.values():
-            pred = branch.predict(features)
+        for name in self.model.branch_names:
+            pred = self.model.branch(name).predict(features)
             outputs.extend(pred if isinstance(pred, list) else [pred])
         return tuple(outputs)
 
