@@ -15,20 +15,15 @@ from typing import Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from daaf.utils.errors import DatasetError
-from daaf.utils.file_io import atomic_write
+from daaf.utils.file_io import atomic_write, cache_dir
 
-__all__ = ["image_problem", "find_bad_images", "drop_or_refuse_bad_images", "cache_dir"]
+__all__ = ["image_problem", "find_bad_images", "drop_or_refuse_bad_images"]
 
 logger = logging.getLogger(__name__)
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _HEADER_BYTES = 256 * 1024  # JPEG's frame header follows its metadata segments (EXIF, ICC)
 _SHOWN = 10  # bad files named in the one-line error
-
-
-def cache_dir() -> str:
-    """Where checks and other derived data are cached: $DAAF_CACHE_DIR or ~/.cache/daaf-reid."""
-    return os.environ.get("DAAF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "daaf-reid")
 
 
 def _jpeg_problem(head: bytes, tail: bytes) -> Optional[str]:

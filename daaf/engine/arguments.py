@@ -1,4 +1,5 @@
-"""Command-line arguments of the tools: detectron2's training flags, the inference tools' parser
+"""Command-line arguments of the tools: detectron2's training flags (the design of
+``default_argument_parser`` follows detectron2's), the inference tools' parser
 (--config-file, the tool's options, then KEY VALUE overrides) and argparse types with one-line
 errors."""
 

@@ -1,4 +1,6 @@
-"""Training hooks: timing, LR scheduling, checkpointing, writing, evaluation and precise BN."""
+"""Training hooks: timing, LR scheduling, checkpointing, writing, evaluation and precise BN.
+
+The design follows detectron2's ``detectron2.engine.hooks`` (same hook names and call points)."""
 
 import datetime
 import itertools
@@ -15,7 +17,6 @@ from daaf.utils.fvcore_compat import get_bn_modules, update_bn_stats
 from .train_loop import HookBase
 
 __all__ = [
-    "CallbackHook",
     "IterationTimer",
     "PeriodicWriter",
     "PeriodicCheckpointer",
@@ -23,30 +24,6 @@ __all__ = [
     "EvalHook",
     "PreciseBN",
 ]
-
-
-class CallbackHook(HookBase):
-    """A hook made of plain functions ``f(trainer)``."""
-
-    def __init__(self, *, before_train=None, after_train=None, before_step=None, after_step=None):
-        self._before_train, self._after_train = before_train, after_train
-        self._before_step, self._after_step = before_step, after_step
-
-    def before_train(self):
-        if self._before_train:
-            self._before_train(self.trainer)
-
-    def after_train(self):
-        if self._after_train:
-            self._after_train(self.trainer)
-
-    def before_step(self):
-        if self._before_step:
-            self._before_step(self.trainer)
-
-    def after_step(self):
-        if self._after_step:
-            self._after_step(self.trainer)
 
 
 class IterationTimer(HookBase):

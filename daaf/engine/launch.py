@@ -1,5 +1,7 @@
 """Start one process per device (GPU, or CPU process with gloo) and run ``main_func`` in each.
 
+The design follows detectron2's ``detectron2.engine.launch`` (the same flags and process layout).
+
 ``--num-gpus N`` on a machine without CUDA starts N CPU processes that talk over gloo (detectron2
 would fail there). Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set), the process group
 is initialised from the environment and ``main_func`` runs in the current process.

@@ -1,4 +1,7 @@
-"""The training loop: TrainerBase with hooks, SimpleTrainer and its AMP variant (detectron2's shape)."""
+"""The training loop: TrainerBase with hooks, SimpleTrainer and its AMP variant.
+
+The design follows detectron2's ``detectron2.engine.train_loop``: hooks run before and after training
+and each step, and a trainer's ``run_step`` does one optimisation step."""
 
 import logging
 import time

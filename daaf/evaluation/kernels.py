@@ -11,12 +11,19 @@ import os
 
 import numpy as np
 
+from daaf.utils.file_io import cache_dir
+
 __all__ = ["available", "query_metrics", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
 
 try:
     import numba
 except ImportError:  # optional
     numba = None
+
+if numba is not None and "NUMBA_CACHE_DIR" not in os.environ:
+    # numba caches compiled kernels beside their source by default: into the installed package (or
+    # a user's checkout); the project's cache folder keeps the source tree as it was installed
+    numba.config.CACHE_DIR = os.path.join(cache_dir(), "numba")
 
 
 def available() -> bool:

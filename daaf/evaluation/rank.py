@@ -14,14 +14,14 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 
 from . import kernels
 
-__all__ = ["evaluate_rank", "evaluate_rank_chunks", "RankAccumulator", "match_ranks", "query_metrics_on_device"]
+__all__ = ["evaluate_rank", "RankAccumulator", "match_ranks", "query_metrics_on_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -264,15 +264,4 @@ def evaluate_rank(
     for start in range(0, distmat.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
         acc.add(distmat[sl], q_pids[sl], g_pids, q_camids[sl], g_camids)
-    return acc.result()
-
-
-def evaluate_rank_chunks(chunks: Iterable[Tuple[np.ndarray, slice]], q_pids, g_pids, q_camids, g_camids, max_rank: int = 50):
-    """Like :func:`evaluate_rank` for distance rows produced chunk by chunk: ``chunks`` yields
-    ((Q_chunk, G) distances, slice of the queries they belong to)."""
-    acc = RankAccumulator(max_rank)
-    g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
-    q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
-    for dist, sl in chunks:
-        acc.add(dist, q_pids[sl], g_pids, q_camids[sl], g_camids)
     return acc.result()

@@ -1,6 +1,6 @@
 """EventStorage (metrics of the running training) and the writers that print or store them.
 
-Shaped like detectron2's: the trainer opens an :class:`EventStorage`, code anywhere calls
+The design follows detectron2's ``detectron2.utils.events``: the trainer opens an :class:`EventStorage`, code anywhere calls
 ``get_event_storage().put_scalar(...)``, and writers (console, ``metrics.json``,
 TensorBoard) periodically read the latest values.
 """
@@ -133,6 +133,8 @@ class EventStorage:
 
     @property
     def iteration(self) -> int:
+        """The current iteration, under the second name detectron2's EventStorage gives it
+        (detectron2 code that runs inside a training reads either)."""
         return self._iter
 
     def smoothing_hints(self) -> dict:

@@ -17,6 +17,7 @@ from .errors import UserError
 
 __all__ = [
     "PathManager",
+    "cache_dir",
     "atomic_write",
     "replaced_folder",
     "sweep_stale_temp_files",
@@ -167,3 +168,9 @@ def truncate_json_lines(path: str, first_dropped_iteration: int) -> int:
     if keep_until is not None:
         os.truncate(path, keep_until)
     return dropped
+
+
+def cache_dir() -> str:
+    """Where the project caches what it derives (image checks, compiled kernels): $DAAF_CACHE_DIR,
+    else ~/.cache/daaf-reid."""
+    return os.environ.get("DAAF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "daaf-reid")

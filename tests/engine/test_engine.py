@@ -83,11 +83,12 @@ def test_resume_restores_model_optimizer_scheduler_and_iteration(tiny_cfg, tmp_p
     interrupted_cfg = toy_cfg(tiny_cfg, **extra, OUTPUT_DIR=tmp_path / "interrupted")
     crashing = DefaultTrainer(interrupted_cfg)
 
-    def crash(trainer):
-        if trainer.iter == 5:
-            raise RuntimeError("simulated crash")
+    class CrashAfterStep5(hooks.HookBase):
+        def after_step(self):
+            if self.trainer.iter == 5:
+                raise RuntimeError("simulated crash")
 
-    crashing.register_hooks([hooks.CallbackHook(after_step=crash)])
+    crashing.register_hooks([CrashAfterStep5()])
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashing.train()  # the checkpoint of iteration 3 is the last one written
 

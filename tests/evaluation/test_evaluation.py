@@ -11,7 +11,6 @@ from daaf.evaluation import (
     compute_distance,
     compute_distance_chunks,
     evaluate_rank,
-    evaluate_rank_chunks,
     re_ranking,
     re_ranking_features,
     top_k,
@@ -147,7 +146,11 @@ def test_chunked_equals_unchunked_and_features_path_equals_matrix(kernel_path):
             1 - torch.nn.functional.normalize(qf) @ torch.nn.functional.normalize(gf).T if metric == "cosine" else torch.cdist(qf, gf)
         )
         np.testing.assert_allclose(full, expected.numpy(), atol=1e-5)
-        from_chunks = evaluate_rank_chunks(compute_distance_chunks(qf, gf, metric, chunk_size=8), *problem[1:])
+        q_pids, g_pids, q_camids, g_camids = (np.asarray(a) for a in problem[1:])
+        accumulator = RankAccumulator(50)
+        for dist, rows in compute_distance_chunks(qf, gf, metric, chunk_size=8):
+            accumulator.add(dist, q_pids[rows], g_pids, q_camids[rows], g_camids)
+        from_chunks = accumulator.result()
         from_matrix = evaluate_rank(full, *problem[1:])
         np.testing.assert_array_equal(from_chunks[0], from_matrix[0])
         assert from_chunks[1] == pytest.approx(from_matrix[1], abs=1e-12)
@@ -356,22 +359,14 @@ def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
 
 
 def test_per_run_cmc_plot_names_the_model_and_the_dataset(tmp_path):
-    from daaf.config import get_cfg
+    from daaf.evaluation import describe_model
+    from daaf.modeling import build_model
 
-    cfg = get_cfg()
-    cfg.merge_from_list(
-        [
-            "OUTPUT_DIR",
-            str(tmp_path / "daaf_trinet_R18"),
-            "MODEL.HEADS.NAME",
-            "TriNetHead",
-            "MODEL.BACKBONE.DEPTH",
-            "18",
-            "MODEL.DAAF.BRANCHES",
-            "['HAB', 'PAB']",
-        ]
-    )
-    evaluator = ReIDEvaluator(cfg, 12, dataset_name="SyntheticPersons", output_dir=str(tmp_path))
+    from conftest import cpu_cfg
+
+    cfg = cpu_cfg(MODEL__HEADS__NAME="TriNetHead", MODEL__DAAF__BRANCHES="['HAB', 'PAB']", MODEL__HEADS__NUM_CLASSES=4)
+    name = describe_model(build_model(cfg), str(tmp_path / "daaf_trinet_R18"))
+    evaluator = ReIDEvaluator(cfg, 12, dataset_name="SyntheticPersons", output_dir=str(tmp_path), model_name=name)
     assert evaluator.curve_label() == "daaf_trinet_R18 (TriNetHead, ResNet-18 + HAB + PAB) on SyntheticPersons"
 
 
@@ -420,3 +415,13 @@ def test_rank_metrics_of_cuda_tensors_equal_the_cpu_path():
     ref_cmc, ref_mAP, ref_mINP = evaluate_rank(*problem)
     np.testing.assert_allclose(cmc, ref_cmc)
     assert mAP == pytest.approx(ref_mAP, abs=1e-9) and mINP == pytest.approx(ref_mINP, abs=1e-9)
+
+
+def test_compiled_kernels_are_cached_in_the_projects_cache_folder_not_the_source_tree():
+    numba = pytest.importorskip("numba")
+    from daaf.evaluation import kernels
+    from daaf.utils.file_io import cache_dir
+
+    assert kernels.available() or os.environ.get("DAAF_EVAL_KERNELS") == "numpy"
+    assert numba.config.CACHE_DIR == os.path.join(cache_dir(), "numba")
+    assert not numba.config.CACHE_DIR.startswith(os.path.dirname(kernels.__file__))
