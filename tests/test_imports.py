@@ -11,8 +11,10 @@ from conftest import REPO
 
 PACKAGE = os.path.join(REPO, "daaf")
 
-# What each subpackage may import at module level, besides itself, daaf.utils and daaf.config
-# (daaf/__init__ holds only the version). Deferred imports inside functions are not counted.
+# What each subpackage may import, anywhere in its code (imports deferred into functions count too),
+# besides itself, daaf.utils and daaf.config (daaf/__init__ holds only the version). The one import by
+# name is daaf.config.get_cfg's of the builtin config extensions (BUILTIN_CONFIG_MODULES), which
+# plug in as a user's IMPORTS do: test_get_cfg_imports_by_name_only_the_builtin_extensions holds it.
 ALLOWED = {
     "utils": set(),
     "config": set(),
@@ -37,14 +39,16 @@ def module_names():
     return sorted(names)
 
 
-def module_level_imports(name):
-    """The daaf modules ``name`` imports at module level (relative imports resolved)."""
+def module_level_imports(name, anywhere=False):
+    """The daaf modules ``name`` imports at module level (relative imports resolved); with
+    ``anywhere``, also those imported inside its functions and classes."""
     path = os.path.join(REPO, *name.split("."))
     is_package = os.path.isdir(path)
     path = os.path.join(path, "__init__.py") if is_package else path + ".py"
     package = name if is_package else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.parse(open(path).read()).body:  # module level only
+    tree = ast.parse(open(path).read())
+    for node in ast.walk(tree) if anywhere else tree.body:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "daaf"}
         elif isinstance(node, ast.ImportFrom):
@@ -140,7 +144,7 @@ def test_the_layers_depend_on_each_other_one_way():
         if len(parts) < 2:
             continue
         layer = parts[1]
-        for imported in module_level_imports(name):
+        for imported in module_level_imports(name, anywhere=True):
             other = imported.split(".")[1] if "." in imported else ""
             if other and other != layer and other not in ALLOWED[layer] | {"utils", "config"}:
                 violations.append(f"{name} imports {imported}")
@@ -152,3 +156,19 @@ def test_importing_the_data_layer_imports_no_labeler_model_or_trainer():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     layers = set(ast.literal_eval(result.stdout.strip()))
     assert "data" in layers and not layers & {"pseudo_label", "modeling", "engine", "evaluation", "analysis"}, layers
+
+
+def test_get_cfg_imports_by_name_only_the_builtin_extensions():
+    """No module of the package imports another through importlib by a name it builds, except
+    daaf.config (the builtin config extensions) and daaf.config.imports (a config's IMPORTS)."""
+    calls = {}
+    for name in module_names():
+        path = os.path.join(REPO, *name.split("."))
+        path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module":
+                calls.setdefault(name, []).append(ast.unparse(node.args[0]))
+    from daaf.config.extensions import BUILTIN_CONFIG_MODULES
+
+    assert calls == {"daaf.config.config": ["module"], "daaf.config.imports": ["name"]}
+    assert all(m.split(".")[1] in ALLOWED["engine"] for m in BUILTIN_CONFIG_MODULES)
