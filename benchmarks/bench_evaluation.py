@@ -21,12 +21,16 @@ without re-ranking at MSMT17 size (11,659 x 82,161) <= 1.15x the distance matrix
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+# the slow reference implementations live with the tests that check the library against them
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
 
 
 def _peak_rss_gb() -> float:
@@ -107,18 +111,14 @@ def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
         cmc, mAP, _ = fn(*problem)
         return _finish("cpu", start, before, float(mAP))
     if name in ("rank_trained", "rank_trained_sorting"):
-        import os
-
-        if name == "rank_trained_sorting":  # the NumPy path sorting every row, as for a weak model
-            os.environ["DAAF_EVAL_KERNELS"] = "numpy"
+        if name == "rank_trained_sorting":  # the NumPy backend (sorting every row)
+            os.environ["DAAF_EVAL_BACKEND"] = "numpy"
         import torch
 
-        from daaf.evaluation import evaluate_rank, rank
+        from daaf.evaluation import evaluate_rank
 
         problem = _market_like_problem(q, g)
         evaluate_rank(*_rank_problem(20, 50))  # the compiled kernel loaded before the timed part
-        if name == "rank_trained_sorting":
-            rank._MAX_CANDIDATE_FRACTION = -1.0
         on_device = name == "rank_trained" and device != "cpu"
         if on_device:  # the distances where the evaluator leaves them on a GPU, ranked there
             dist = torch.from_numpy(problem[0]).to(device)
@@ -129,15 +129,14 @@ def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
         cmc, mAP, _ = evaluate_rank(*problem)
         return _finish(device if on_device else "cpu", start, before, float(mAP))
     if name in ("rerank", "rerank_numpy", "rerank_reference"):
-        import os
-
         if name == "rerank_numpy":  # the fallback path, without the compiled kernels
-            os.environ["DAAF_EVAL_KERNELS"] = "numpy"
-        from daaf.evaluation import kernels, re_ranking
+            os.environ["DAAF_EVAL_BACKEND"] = "numpy"
+        from daaf.evaluation import re_ranking
+        from daaf.evaluation.backend import evaluation_backend
 
         from reference_evaluation import re_ranking_reference
 
-        if kernels.available():  # compiled before the timed part (cached on disk after the first run)
+        if evaluation_backend() == "numba":  # compiled before the timed part (cached on disk after the first run)
             re_ranking(*_rerank_inputs(30, 60))
         qg, qq, gg = _rerank_inputs(q, g)
         before = _peak_rss_gb()
@@ -148,9 +147,10 @@ def case(name: str, q: int, g: int, device: str = "cpu") -> dict:
     if name in ("evaluator", "evaluator_rerank", "matrices_then_rerank", "product_alone"):
         import torch
 
-        from daaf.evaluation import kernels, re_ranking
+        from daaf.evaluation import re_ranking
+        from daaf.evaluation.backend import evaluation_backend
 
-        if "rerank" in name and kernels.available():  # compiled before the timed part
+        if "rerank" in name and evaluation_backend() == "numba":  # compiled before the timed part
             re_ranking(*_rerank_inputs(30, 60))
         qf, gf, q_pids, g_pids, q_cams, g_cams = _feature_problem(q, g)
         if device != "cpu":  # the device started before the timed part
@@ -250,7 +250,7 @@ def main():
         print(
             f"{name:<26} {size[0]:>7} x {size[1]:<6} {ours['seconds']:8.2f} {ref_s} {ratio} {added:14.2f} {ours['peak_gb']:13.2f} {ref_peak}  {target}{gpu}"
         )
-    print("\nreference (ref): rank metrics, random = per-query NumPy loop (benchmarks/reference_evaluation.py); rank metrics, trained-like")
+    print("\nreference (ref): rank metrics, random = per-query NumPy loop (tests/reference_evaluation.py); rank metrics, trained-like")
     print("(mAP ~0.8) = the NumPy path sorting every row (ours: the compiled kernel when numba is installed);")
     print("re-ranking from matrices = the published algorithm with dense (q+g)^2 NumPy matrices (ours: with the compiled")
     print("kernels when numba is installed; 're-ranking, NumPy path' compares them with the NumPy fallback); evaluator + re-ranking")

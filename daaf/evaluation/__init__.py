@@ -1,6 +1,7 @@
 """ReID evaluation: rank metrics, distances, re-ranking, test-time augmentation, the evaluator and
 the inference loop."""
 
+from .backend import EVALUATION_BACKENDS, evaluation_backend
 from .distance import compute_distance, compute_distance_chunks
 from .evaluator import DatasetEvaluator, ReIDEvaluator, describe_model, print_csv_format, top_k
 from .inference import extract_features, inference_context, inference_on_dataset

@@ -1,10 +1,9 @@
 """Compiled (numba) kernels of the evaluation: the per-query rank metrics (``rank.py``) and the
 three loops of k-reciprocal re-ranking (``rerank.py``: each row's k nearest neighbours, the
-expanded k-reciprocal sets, the Jaccard term). They give the numbers of the NumPy paths, which stay
-the fallback: numba is optional (``pip install numba``), and ``DAAF_EVAL_KERNELS=numpy`` chooses
-the NumPy paths even where numba is installed.
+expanded k-reciprocal sets, the Jaccard term): the "numba" backend of ``backend.py``. numba is
+optional (``pip install numba``); without it the NumPy paths of rank.py and rerank.py are used.
 
-Compiled on first use (a few seconds, cached on disk beside this file when it is writable).
+Compiled on first use (a few seconds) and cached on disk in the project's cache folder.
 """
 
 import os
@@ -13,7 +12,7 @@ import numpy as np
 
 from daaf.utils.file_io import cache_dir
 
-__all__ = ["available", "query_metrics", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
+__all__ = ["query_metrics", "nearest_neighbours", "expansion_pairs", "jaccard_rows"]
 
 try:
     import numba
@@ -24,11 +23,6 @@ if numba is not None and "NUMBA_CACHE_DIR" not in os.environ:
     # numba caches compiled kernels beside their source by default: into the installed package (or
     # a user's checkout); the project's cache folder keeps the source tree as it was installed
     numba.config.CACHE_DIR = os.path.join(cache_dir(), "numba")
-
-
-def available() -> bool:
-    """Whether the compiled kernels are used: numba imports and DAAF_EVAL_KERNELS is not "numpy"."""
-    return numba is not None and os.environ.get("DAAF_EVAL_KERNELS", "") != "numpy"
 
 
 if numba is not None:
@@ -209,7 +203,7 @@ def nearest_neighbours(block: np.ndarray, k: int):
 
 def expansion_pairs(ranks, recip, ranks_half, recip_half):
     """(rows, cols) of every item's expanded k-reciprocal set, sorted by row then column (the
-    pairs of rerank._expansion_pairs)."""
+    pairs of the NumPy backend's set expansion)."""
     n, k = ranks.shape
     out = np.empty((n, k + k * ranks_half.shape[1]), np.int64)
     counts = np.empty(n, np.int64)

@@ -1,12 +1,14 @@
-"""CMC, mAP and mINP under the Market-1501 protocol, vectorised and chunked over queries.
+"""CMC, mAP and mINP under the Market-1501 protocol, chunked over queries.
 
 Protocol (same as torchreid / fast-reid): for each query, gallery items with the same pid AND
 the same camera are removed; the rest are ranked by distance (ties broken by gallery index, as
-a stable sort would); queries without any remaining true match are skipped. With numba installed,
-a compiled kernel (``kernels.query_metrics``) computes each query's metrics in one pass over its
-row; the NumPy paths below are the fallback (the same numbers). Distances given as a tensor on an
-accelerator are ranked there (:func:`query_metrics_on_device`: every row sorted, which a GPU does
-in milliseconds), and only the per-query results come back.
+a stable sort would); queries without any remaining true match are skipped.
+
+Each chunk of queries gives per-query results (rank of the first true match, AP, INP) through one
+implementation per backend (``backend.py``): the compiled kernel ``kernels.query_metrics`` (numba:
+one pass over each row), :func:`query_metrics_numpy` (rows sorted, true matches found by binary
+search) or :func:`query_metrics_torch` (rows sorted with torch where the distances lie: on a GPU
+only the per-query results come back).
 """
 
 import functools
@@ -20,8 +22,9 @@ import numpy as np
 import torch
 
 from . import kernels
+from .backend import evaluation_backend
 
-__all__ = ["evaluate_rank", "RankAccumulator", "match_ranks", "query_metrics_on_device"]
+__all__ = ["evaluate_rank", "RankAccumulator", "match_ranks", "query_metrics_numpy", "query_metrics_torch"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,66 +72,29 @@ def _sort_rows_in_place(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _match_ranks_by_sorting(dist, q_pids, g_pids, q_camids, g_camids):
-    """Per query, the sorted ranks of its true matches, from every row sorted (any model)."""
+def query_metrics_numpy(dist: np.ndarray, q_pids, g_pids, q_camids, g_camids):
+    """The per-query results of ``kernels.query_metrics`` with NumPy: (first-match ranks (Q,) int64,
+    AP (Q,), INP (Q,)), 0-based ranks, -1 and NaN for a query without a true match.
+
+    Each row is sorted with the removed items set to +inf (rows in parallel threads), and each true
+    match is placed in it by binary search (:func:`match_ranks`)."""
     matches = q_pids[:, None] == g_pids[None, :]
     valid = ~(matches & (q_camids[:, None] == g_camids[None, :]))
     good = matches & valid
     sorted_valid = _sort_rows_in_place(np.where(valid, dist, np.inf))
-    return [match_ranks(dist[i], sorted_valid[i], valid[i], np.flatnonzero(good[i])) for i in range(len(dist))]
-
-
-# Above this fraction of the matrix, sorting whole rows is cheaper than gathering the candidates.
-_MAX_CANDIDATE_FRACTION = 0.05
-
-
-def _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids):
-    """Per query, the sorted ranks of its true matches, computed only from the valid items no
-    farther than its farthest true match (the only ones that can come before a match); None when
-    they are too many (a weak model) or include an infinite distance, for the sorting path.
-
-    Same-pid pairs come from the gallery grouped by pid, so no (Q, G) pid comparison is made.
-    Ties are ordered by gallery index, as a stable sort does.
-    """
     num_q = len(dist)
-    by_pid = np.argsort(g_pids, kind="stable")
-    first = np.searchsorted(g_pids[by_pid], q_pids, "left")
-    count = np.searchsorted(g_pids[by_pid], q_pids, "right") - first
-    pair_q = np.repeat(np.arange(num_q), count)
-    pair_g = by_pid[np.repeat(first, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
-    junk = g_camids[pair_g] == q_camids[pair_q]
-    farthest = np.full(num_q, -np.inf, dtype=dist.dtype)
-    np.maximum.at(farthest, pair_q[~junk], dist[pair_q[~junk], pair_g[~junk]])
-    if np.isinf(farthest).any() and not np.isneginf(farthest[np.isinf(farthest)]).all():
-        return None  # a true match at +inf distance: ties with removed items, for the exact path
-    if np.mean(dist[:, ::16] <= farthest[:, None]) > 2 * _MAX_CANDIDATE_FRACTION:  # a 1/16 sample says: too many
-        return None
-    candidates = dist <= farthest[:, None]
-    candidates[pair_q[junk], pair_g[junk]] = False
-    if np.count_nonzero(candidates) > _MAX_CANDIDATE_FRACTION * dist.size:
-        return None
-    flat = np.flatnonzero(candidates)
-    rows, cols = np.divmod(flat, dist.shape[1])
-    values = dist.reshape(-1)[flat].astype(np.float64)
-    if len(values):
-        # rows ascending, then distance, then gallery index: one float key and a stable sort
-        # (flat order is row-major); where the key cannot separate two distances, the check
-        # below sends the chunk to the sorting path
-        low = values.min()
-        order = np.argsort(rows * (values.max() - low + 1.0) + (values - low), kind="stable")
-        rows, cols, values = rows[order], cols[order], values[order]
-        same_row = rows[1:] == rows[:-1]
-        ordered = (values[1:] > values[:-1]) | ((values[1:] == values[:-1]) & (cols[1:] > cols[:-1]))
-        if not (ordered | ~same_row).all():
-            return None
-    positions = np.arange(len(rows)) - np.searchsorted(rows, np.arange(num_q))[rows]
-    is_match = g_pids[cols] == q_pids[rows]
-    match_rows, match_positions = rows[is_match], positions[is_match]
-    bounds = np.searchsorted(match_rows, np.arange(num_q + 1))
-    return [match_positions[bounds[i] : bounds[i + 1]] for i in range(num_q)]
+    first, ap, inp = np.full(num_q, -1, np.int64), np.full(num_q, np.nan), np.full(num_q, np.nan)
+    for i in range(num_q):
+        ranks = match_ranks(dist[i], sorted_valid[i], valid[i], np.flatnonzero(good[i]))
+        if len(ranks):
+            positions = ranks + 1.0
+            first[i] = ranks[0]
+            ap[i] = np.mean(np.arange(1, len(ranks) + 1) / positions)
+            inp[i] = len(ranks) / positions[-1]
+    return first, ap, inp
 
 
-def query_metrics_on_device(dist: torch.Tensor, q_pids, g_pids, q_camids, g_camids):
+def query_metrics_torch(dist: torch.Tensor, q_pids, g_pids, q_camids, g_camids):
     """The per-query results of ``kernels.query_metrics`` computed with torch where ``dist`` lies
     (any device): (first-match ranks (Q,) int64, AP (Q,), INP (Q,)) as NumPy arrays, 0-based ranks,
     -1 and NaN for a query without a true match.
@@ -177,33 +143,27 @@ class RankAccumulator:
         self.query_ap = []  # per query in the order added; NaN for a query without a true match
         self.query_first_match = []  # per query: 1-based rank of its first true match; 0 without one
 
-    def add(self, dist: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> None:
+    def add(self, dist, q_pids, g_pids, q_camids, g_camids) -> None:
         """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery (an array, or a
-        tensor: one on an accelerator is ranked there)."""
-        if isinstance(dist, torch.Tensor):
-            if dist.device.type != "cpu":
-                self._add_metrics(*query_metrics_on_device(dist, q_pids, g_pids, q_camids, g_camids))
-                return
-            dist = dist.numpy()
-        dist = np.asarray(dist)
+        tensor: one on an accelerator is ranked there), through the backend for its device."""
+        device = dist.device if isinstance(dist, torch.Tensor) else "cpu"
+        backend = evaluation_backend(device)
+        q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
+        g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
+        if backend == "torch":
+            self._add_metrics(*query_metrics_torch(torch.as_tensor(dist), q_pids, g_pids, q_camids, g_camids))
+            return
+        dist = np.asarray(dist.numpy() if isinstance(dist, torch.Tensor) else dist)
         if dist.dtype not in (np.float32, np.float64):
             dist = dist.astype(np.float32)
         if np.isnan(dist).any():
             raise ValueError("distance matrix contains NaN")
-        q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
-        g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
-        if kernels.available():
-            self._add_metrics(*kernels.query_metrics(dist, q_pids, g_pids, q_camids, g_camids))
-            return
-        ranks = _match_ranks_of_candidates(dist, q_pids, g_pids, q_camids, g_camids)
-        if ranks is None:
-            ranks = _match_ranks_by_sorting(dist, q_pids, g_pids, q_camids, g_camids)
-        for query_ranks in ranks:
-            self._add_query(query_ranks)
+        metrics = kernels.query_metrics if backend == "numba" else query_metrics_numpy
+        self._add_metrics(*metrics(dist, q_pids, g_pids, q_camids, g_camids))
 
     def _add_metrics(self, first_rank: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
-        """Per-query results of the compiled kernel: 0-based first-match ranks (-1: no true
-        match), AP and INP (NaN without a true match)."""
+        """Per-query results: 0-based first-match ranks (-1: no true match), AP and INP (NaN
+        without a true match)."""
         valid = first_rank >= 0
         self.num_skipped += int((~valid).sum())
         self.num_valid += int(valid.sum())
@@ -213,23 +173,6 @@ class RankAccumulator:
         self.first_match_hist += np.bincount(hits, minlength=self.max_rank)[: self.max_rank]
         self.ap_sum += float(ap[valid].sum())
         self.inp_sum += float(inp[valid].sum())
-
-    def _add_query(self, ranks: np.ndarray) -> None:
-        """One query's sorted 0-based positions of its true matches (empty: no true match)."""
-        if len(ranks) == 0:
-            self.num_skipped += 1
-            self.query_ap.append(float("nan"))
-            self.query_first_match.append(0)
-            return
-        self.query_first_match.append(int(ranks[0]) + 1)
-        if ranks[0] < self.max_rank:
-            self.first_match_hist[ranks[0]] += 1
-        positions = ranks + 1.0
-        ap = float(np.mean(np.arange(1, len(ranks) + 1) / positions))
-        self.ap_sum += ap
-        self.query_ap.append(ap)
-        self.inp_sum += len(ranks) / positions[-1]
-        self.num_valid += 1
 
     def result(self) -> Tuple[np.ndarray, float, float]:
         if self.num_valid == 0:

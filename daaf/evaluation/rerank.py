@@ -1,6 +1,6 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) in bounded memory.
 
-Same numbers as the published algorithm (benchmarks/reference_evaluation.py, re_ranking_reference):
+Same numbers as the published algorithm (tests/reference_evaluation.py, re_ranking_reference):
 distances are squared and each row divided by its maximum; k-reciprocal neighbour sets with
 k1 are expanded by the k1/2 sets of their members when those overlap by more than 2/3; the
 Gaussian-weighted set vectors V are averaged over the k2 nearest neighbours (query expansion);
@@ -9,11 +9,11 @@ the Jaccard distance 1 - sum(min) / (2 - sum(min)) is mixed with the original di
 
 Instead of several dense (q+g)^2 matrices this keeps only the k1+1 nearest neighbours of every
 item (found chunk by chunk with torch.topk, on the GPU when asked), V as a sparse matrix, and
-computes the Jaccard term for chunks of queries. With numba installed, the neighbour search on the
-CPU, the set expansion and the Jaccard term run as compiled kernels (``kernels``; the same
-numbers), and NumPy is the fallback. On an accelerator the neighbour search (torch.topk) and the
-Jaccard term (torch, blocks of query rows) run on the device; the set expansion, O(n k^2) small
-integer work, stays on the CPU.
+computes the Jaccard term for chunks of queries. One implementation per backend (``backend.py``):
+"numba" runs the neighbour search, the set expansion and the Jaccard term as compiled kernels;
+"numpy" finds neighbours with torch.topk on the CPU and expands the sets and sums the Jaccard
+term with NumPy; "torch" (data on an accelerator) runs the neighbour search and the Jaccard term
+on the device, while the set expansion, O(n k^2) small integer work, takes the NumPy path.
 """
 
 import logging
@@ -24,6 +24,7 @@ import torch
 from scipy import sparse
 
 from . import kernels
+from .backend import evaluation_backend
 from .distance import paired_distance, pairwise_distance, prepare_features, squared_norms
 
 __all__ = ["re_ranking", "re_ranking_features"]
@@ -139,7 +140,7 @@ def _nearest_neighbours(source, chunk_size: int, k_store: int):
     nearest_sq = np.empty((n, k_store), dtype=np.float32)
     row_max = np.empty(n, dtype=np.float32)
     original = np.empty((q, n - q), dtype=np.float32)
-    compiled = kernels.available() and source.device.type == "cpu"
+    compiled = evaluation_backend(source.device) == "numba"
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         sq = source.rows(start, stop).pow_(2)  # rows() hands over a fresh block
@@ -216,7 +217,8 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     recip = _reciprocal_mask(ranks)
     ranks_half = np.ascontiguousarray(ranks[:, :k_half])
     recip_half = _reciprocal_mask(ranks_half)
-    expand = kernels.expansion_pairs if kernels.available() else _expansion_pairs
+    backend = evaluation_backend(source.device)
+    expand = kernels.expansion_pairs if backend == "numba" else _expansion_pairs
     rows, cols = expand(ranks, recip, ranks_half, recip_half)
 
     # Gaussian kernel of the (squared, row-normalised) original distance, normalised per row.
@@ -233,9 +235,9 @@ def _k_reciprocal_rerank(source, k1: int, k2: int, lambda_value: float, chunk_si
     v_gallery = v[q:].tocsc()
     num_gallery = n - q
     final = np.empty((q, num_gallery), dtype=np.float32)
-    if source.device.type != "cpu":
+    if backend == "torch":
         _jaccard_distances(v_query, v_gallery, num_gallery, source.device, out=final)
-    elif kernels.available():
+    elif backend == "numba":
         kernels.jaccard_rows(v_query, v_gallery, num_gallery, out=final)
     else:
         lengths_per_col = np.diff(v_gallery.indptr)

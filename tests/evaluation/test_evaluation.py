@@ -15,9 +15,9 @@ from daaf.evaluation import (
     re_ranking_features,
     top_k,
 )
-from daaf.evaluation.rank import query_metrics_on_device
+from daaf.evaluation.rank import query_metrics_torch
 
-from benchmarks.reference_evaluation import evaluate_rank_reference, re_ranking_reference
+from reference_evaluation import evaluate_rank_reference, re_ranking_reference
 
 
 def random_problem(seed, q=40, g=120, ties=False, num_ids=15, num_cams=3):
@@ -28,22 +28,26 @@ def random_problem(seed, q=40, g=120, ties=False, num_ids=15, num_cams=3):
     return dist, q_pids, g_pids, q_cams, g_cams
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def kernel_path(request, monkeypatch):
-    """The evaluation through its NumPy paths, or through the compiled kernels (numba)."""
+@pytest.fixture(params=["numba", "numpy", "torch"])
+def backend(request, monkeypatch):
+    """The evaluation through each of its backends (torch: the accelerator's path on CPU tensors)."""
     from daaf.evaluation import kernels
 
-    if request.param == "numpy":
-        monkeypatch.setenv("DAAF_EVAL_KERNELS", "numpy")
-    elif kernels.numba is None:
+    if request.param == "numba" and kernels.numba is None:
         pytest.skip("numba is not installed (optional: the compiled evaluation kernels)")
+    monkeypatch.setenv("DAAF_EVAL_BACKEND", request.param)
     return request.param
 
 
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("ties", [False, True])
-def test_rank_metrics_match_per_query_loop(seed, ties, kernel_path):
-    problem = random_problem(seed, ties=ties)
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("case", ["random", "ties", "infinite", "short gallery"])
+def test_rank_metrics_match_the_per_query_reference(seed, case, backend):
+    if case == "short gallery":
+        problem = random_problem(seed, q=6, g=9, num_ids=3, num_cams=2)
+    else:
+        problem = random_problem(seed, ties=case != "random")
+    if case == "infinite":
+        problem[0][problem[0] == 5] = np.inf  # +inf ties with the removed items
     cmc, mAP, mINP = evaluate_rank(*problem, max_rank=50)
     ref_cmc, ref_mAP, ref_mINP = evaluate_rank_reference(*problem, max_rank=50)
     assert cmc.shape == (50,)
@@ -52,47 +56,47 @@ def test_rank_metrics_match_per_query_loop(seed, ties, kernel_path):
     assert 0 <= mINP <= mAP <= 1
 
 
-def test_infinite_distances_tie_with_removed_items(kernel_path):
-    dist, q_pids, g_pids, q_cams, g_cams = random_problem(7, ties=True)
-    dist[dist == 5] = np.inf
-    np.testing.assert_allclose(
-        evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[0], evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[0]
-    )
-    assert evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)[1] == pytest.approx(
-        evaluate_rank_reference(dist, q_pids, g_pids, q_cams, g_cams)[1]
-    )
+def test_rank_metrics_of_a_strong_model_with_exact_ties_match_the_reference(backend):
+    rng = np.random.default_rng(3)
+    ids, q, g = 100, 60, 1000
+    centers = rng.normal(size=(ids, 16))
+    q_pids, g_pids = rng.integers(0, ids, q), rng.integers(0, ids, g)
+    qf = centers[q_pids] + 0.3 * rng.normal(size=(q, 16))
+    gf = centers[g_pids] + 0.3 * rng.normal(size=(g, 16))
+    dist = np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1)).astype(np.float32)
+    dist[:, 50:60] = dist[:, 40:50]  # exact ties, broken by gallery index
+    problem = (dist, q_pids, g_pids, rng.integers(0, 3, q), rng.integers(0, 3, g))
+    expected = evaluate_rank_reference(*problem, max_rank=50)
+    got = evaluate_rank(*problem, max_rank=50)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+    assert got[1] == pytest.approx(expected[1]) and got[2] == pytest.approx(expected[2])
+    assert expected[1] > 0.5  # a strong model indeed
 
 
-def rank_with_torch(dist, q_pids, g_pids, q_cams, g_cams, max_rank=50):
-    """(cmc, mAP, mINP) through the path distances on an accelerator take, here on CPU tensors."""
-    acc = RankAccumulator(max_rank)
-    acc._add_metrics(*query_metrics_on_device(torch.from_numpy(dist), q_pids, g_pids, q_cams, g_cams))
-    return acc.result()
+def test_an_unknown_or_missing_backend_is_one_clear_error(monkeypatch):
+    from daaf.evaluation import evaluation_backend, kernels
+    from daaf.utils.errors import UserError
 
-
-@pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("case", ["random", "ties", "infinite", "short gallery"])
-def test_torch_rank_path_matches_per_query_loop(seed, case):
-    if case == "short gallery":
-        problem = random_problem(seed, q=6, g=9, num_ids=3, num_cams=2)
-    else:
-        problem = random_problem(seed, ties=case != "random")
-    if case == "infinite":
-        problem[0][problem[0] == 5] = np.inf  # +inf ties with the removed items
-    cmc, mAP, mINP = rank_with_torch(*problem)
-    ref_cmc, ref_mAP, ref_mINP = evaluate_rank_reference(*problem, max_rank=50)
-    np.testing.assert_allclose(cmc, ref_cmc, atol=1e-6)
-    assert mAP == pytest.approx(ref_mAP, abs=1e-9) and mINP == pytest.approx(ref_mINP, abs=1e-9)
+    monkeypatch.setenv("DAAF_EVAL_BACKEND", "fortran")
+    with pytest.raises(UserError, match="DAAF_EVAL_BACKEND='fortran': expected one of numba, numpy, torch"):
+        evaluate_rank(*random_problem(0))
+    assert evaluation_backend("meta") == "torch"  # data on an accelerator is ranked where it lies
+    monkeypatch.setattr(kernels, "numba", None)
+    monkeypatch.setenv("DAAF_EVAL_BACKEND", "numba")
+    with pytest.raises(UserError, match="numba is not installed"):
+        evaluation_backend()
+    monkeypatch.delenv("DAAF_EVAL_BACKEND")
+    assert evaluation_backend() == "numpy"
 
 
 def test_torch_rank_path_skips_queries_without_match_and_rejects_nan():
     dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float32)
-    first, ap, inp = query_metrics_on_device(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
+    first, ap, inp = query_metrics_torch(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
     np.testing.assert_array_equal(first, [1, -1])
     assert ap[0] == pytest.approx(0.5) and inp[0] == pytest.approx(0.5) and np.isnan(ap[1]) and np.isnan(inp[1])
     dist[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        query_metrics_on_device(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
+        query_metrics_torch(torch.from_numpy(dist), [1, 9], [1, 5, 1], [1, 1], [1, 0, 2])
 
 
 def test_distances_and_top_k_kept_as_tensors_equal_the_arrays():
@@ -107,7 +111,7 @@ def test_distances_and_top_k_kept_as_tensors_equal_the_arrays():
             np.testing.assert_array_equal(got, want)
 
 
-def test_short_gallery_shorter_than_max_rank(kernel_path):
+def test_short_gallery_shorter_than_max_rank(backend):
     problem = random_problem(1, q=6, g=9, num_ids=3, num_cams=2)
     cmc, mAP, _ = evaluate_rank(*problem, max_rank=50)
     ref_cmc, ref_mAP, _ = evaluate_rank_reference(*problem, max_rank=50)
@@ -115,7 +119,7 @@ def test_short_gallery_shorter_than_max_rank(kernel_path):
     assert cmc[-1] == pytest.approx(1.0) and mAP == pytest.approx(ref_mAP)
 
 
-def test_queries_without_match_are_skipped(kernel_path):
+def test_queries_without_match_are_skipped(backend):
     dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.4]], dtype=np.float32)
     # query 1 (pid 9) has no match; query 0's match at camera 1 is junk, camera 2 at rank 2
     cmc, mAP, mINP = evaluate_rank(dist, np.array([1, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
@@ -124,7 +128,7 @@ def test_queries_without_match_are_skipped(kernel_path):
         evaluate_rank(dist, np.array([8, 9]), np.array([1, 5, 1]), np.array([1, 1]), np.array([1, 0, 2]))
 
 
-def test_perfect_ranking_has_map_one(kernel_path):
+def test_perfect_ranking_has_map_one(backend):
     g_pids = np.repeat(np.arange(10), 3)
     q_pids = np.arange(10)
     dist = (q_pids[:, None] != g_pids[None, :]).astype(np.float32) + np.random.default_rng(0).random((10, 30)) * 0.1
@@ -132,7 +136,7 @@ def test_perfect_ranking_has_map_one(kernel_path):
     assert cmc[0] == 1.0 and mAP == pytest.approx(1.0) and mINP == pytest.approx(1.0)
 
 
-def test_chunked_equals_unchunked_and_features_path_equals_matrix(kernel_path):
+def test_chunked_equals_unchunked_and_features_path_equals_matrix(backend):
     problem = random_problem(3, q=53, g=97)
     whole = evaluate_rank(*problem, chunk_size=10_000)
     chunked = evaluate_rank(*problem, chunk_size=7)
@@ -161,7 +165,7 @@ def euclidean(a, b):
 
 
 @pytest.mark.parametrize("seed,k1,k2,lam", [(0, 20, 6, 0.3), (1, 5, 1, 0.5), (2, 10, 3, 0.1), (3, 4, 5, 0.0)])
-def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, kernel_path):
+def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, backend):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(12, 8))
     qf = (centers[rng.integers(0, 12, 30)] + 0.5 * rng.normal(size=(30, 8))).astype(np.float32)
@@ -175,48 +179,19 @@ def test_re_ranking_matches_published_algorithm(seed, k1, k2, lam, kernel_path):
     assert np.abs(from_features - expected).max() <= 1e-4
 
 
-def test_compiled_kernels_equal_the_numpy_steps():
-    from daaf.evaluation import kernels, rerank
+def test_compiled_nearest_neighbours_order_ties_by_column_like_a_stable_sort():
+    from daaf.evaluation import kernels
 
     if kernels.numba is None:
-        pytest.skip("numba is not installed (optional: the compiled re-ranking kernels)")
+        pytest.skip("numba is not installed (optional: the compiled evaluation kernels)")
     rng = np.random.default_rng(0)
     block = rng.random((40, 300)).astype(np.float32)
-    block[3, [7, 9, 200]] = 0.001  # ties: the smaller column first, as a stable sort orders them
+    block[3, [7, 9, 200]] = 0.001
     indices, values, row_max = kernels.nearest_neighbours(block, 12)
     order = np.argsort(block, axis=1, kind="stable")[:, :12]
     np.testing.assert_array_equal(indices, order)
     np.testing.assert_array_equal(values, np.take_along_axis(block, order, 1))
     np.testing.assert_array_equal(row_max, block.max(1))
-    features = rng.normal(size=(120, 6)).astype(np.float32)
-    ranks = np.argsort(euclidean(features, features), axis=1, kind="stable")[:, :11]
-    half = np.ascontiguousarray(ranks[:, :6])
-    recip, recip_half = rerank._reciprocal_mask(ranks), rerank._reciprocal_mask(half)
-    for got, want in zip(kernels.expansion_pairs(ranks, recip, half, recip_half), rerank._expansion_pairs(ranks, recip, half, recip_half)):
-        np.testing.assert_array_equal(got, want)
-    from scipy import sparse
-
-    v = sparse.random(120, 120, density=0.08, random_state=1, dtype=np.float32).tocsr()
-    v_query, v_gallery = v[:30].tocsr(), v[30:].tocsc()
-    lengths = np.diff(v_gallery.indptr)
-    np.testing.assert_allclose(
-        kernels.jaccard_rows(v_query, v_gallery, 90), rerank._jaccard_block(v_query, v_gallery, lengths, 90), atol=1e-6
-    )
-
-
-def test_jaccard_term_with_torch_equals_the_numpy_block():
-    """The accelerator's Jaccard path, run here on CPU tensors, in blocks smaller than a row's work."""
-    from scipy import sparse
-
-    from daaf.evaluation import rerank
-
-    v = sparse.random(120, 120, density=0.08, random_state=1, dtype=np.float32).tocsr()
-    v_query, v_gallery = v[:30].tocsr(), v[30:].tocsc()
-    by_numpy = rerank._jaccard_block(v_query, v_gallery, np.diff(v_gallery.indptr), 90)
-    for budget in (50, 10_000):
-        by_torch = rerank._jaccard_distances(v_query, v_gallery, 90, "cpu", out=np.full((30, 90), np.nan, np.float32), budget=budget)
-        np.testing.assert_allclose(by_torch, by_numpy, atol=1e-6)
-    assert (by_numpy < 1).any() and (by_numpy == 1).any()  # some pairs share entries, some none
 
 
 def test_re_ranking_changes_rankings_and_rejects_bad_k2():
@@ -309,30 +284,6 @@ def test_evaluator_in_two_gloo_processes_equals_single_process(tmp_path):
     assert torch.load(tmp_path / "rank1.pt", weights_only=False) == {}
 
 
-def test_candidate_path_and_sorting_path_agree_with_the_reference_on_a_strong_model():
-    from daaf.evaluation import rank
-
-    rng = np.random.default_rng(3)
-    ids, q, g = 100, 60, 1000
-    centers = rng.normal(size=(ids, 16))
-    q_pids, g_pids = rng.integers(0, ids, q), rng.integers(0, ids, g)
-    qf = centers[q_pids] + 0.3 * rng.normal(size=(q, 16))
-    gf = centers[g_pids] + 0.3 * rng.normal(size=(g, 16))
-    dist = np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1)).astype(np.float32)
-    dist[:, 50:60] = dist[:, 40:50]  # exact ties, broken by gallery index
-    problem = (dist, q_pids, g_pids, rng.integers(0, 3, q), rng.integers(0, 3, g))
-    candidates = rank._match_ranks_of_candidates(*problem)
-    assert candidates is not None  # a strong model: the candidate path is taken
-    sorting = rank._match_ranks_by_sorting(*problem)
-    assert all(np.array_equal(a, b) for a, b in zip(candidates, sorting))
-    expected = evaluate_rank_reference(*problem, max_rank=50)
-    got = evaluate_rank(*problem, max_rank=50)
-    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
-    assert got[1] == pytest.approx(expected[1]) and got[2] == pytest.approx(expected[2])
-    # random distances (a weak model): too many candidates, the sorting path is used instead
-    assert rank._match_ranks_of_candidates(rng.random((q, g)).astype(np.float32), *problem[1:]) is None
-
-
 def test_inference_progress_bar_ends_its_line_before_the_log(capsys):
     from daaf.data import collate_reid_batch
     from daaf.evaluation import DatasetEvaluator, inference_on_dataset
@@ -422,6 +373,5 @@ def test_compiled_kernels_are_cached_in_the_projects_cache_folder_not_the_source
     from daaf.evaluation import kernels
     from daaf.utils.file_io import cache_dir
 
-    assert kernels.available() or os.environ.get("DAAF_EVAL_KERNELS") == "numpy"
     assert numba.config.CACHE_DIR == os.path.join(cache_dir(), "numba")
     assert not numba.config.CACHE_DIR.startswith(os.path.dirname(kernels.__file__))

@@ -1,7 +1,7 @@
 """The reference the evaluation code is measured against: direct, slow NumPy implementations of
 the evaluation protocol and of k-reciprocal re-ranking, step by step as published.
 ``daaf.evaluation.rank`` and ``daaf.evaluation.rerank`` are tested (tests/evaluation) and
-benchmarked (bench_evaluation.py) against them; they are also a readable statement of what is
+benchmarked (benchmarks/bench_evaluation.py) against them; they are also a readable statement of what is
 computed. Not part of the library."""
 
 import numpy as np
