@@ -138,14 +138,15 @@ def tiny_cfg(synthetic_root, tmp_path):
 
 def make_batch(images, pids=None, **label_fields):
     """A ReIDBatch of uint8 ``images`` (B, 3, H, W) with ``pids`` (default 0..B-1), camera 0, empty
-    file names and the given person-label fields (masks, keypoints, has_label)."""
+    file names and, when given, PersonLabels of ``label_fields`` (has_label, masks, keypoints)."""
     import torch
 
-    from daaf.data import ReIDBatch
+    from daaf.data import PersonLabels, ReIDBatch
 
     b = len(images)
     pids = torch.arange(b) if pids is None else torch.as_tensor(pids)
-    return ReIDBatch(images=images, pids=pids, camids=torch.zeros(b, dtype=torch.int64), file_names=[""] * b, **label_fields)
+    labels = PersonLabels(**label_fields) if label_fields else None
+    return ReIDBatch(images=images, pids=pids, camids=torch.zeros(b, dtype=torch.int64), file_names=[""] * b, person_labels=labels)
 
 
 def child_pids(pid):

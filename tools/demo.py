@@ -81,7 +81,7 @@ def draw_pictures(config: str, output_dir: str, out_root: str, opts, num_crops: 
     pck = None
     if model.predicts_keypoints:
         batch = labelled_query_batch(cfg)
-        pck = keypoint_pck(model, batch.images, batch.keypoints, PCK_ALPHA)
+        pck = keypoint_pck(model, batch.images, batch.person_labels.keypoints, PCK_ALPHA)
     return pictures, pck
 
 

@@ -14,10 +14,11 @@ import os
 import sys
 
 from daaf.config import build_config
-from daaf.data import PERSON_LABEL_FIELDS
+from daaf.data import PersonLabels
 from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli
 from daaf.modeling import model_input_fields
-from daaf.pseudo_label.runner import ensure_train_labels, pseudo_label_from_config
+from daaf.pseudo_label.runner import pseudo_label_from_config
+from daaf.pseudo_label.train_labels import ensure_train_labels
 from daaf.utils import comm
 
 
@@ -37,7 +38,7 @@ def main(args):
         model = DefaultTrainer.build_model(cfg)
         DefaultTrainer.load_for_evaluation(cfg, model, resume=args.resume)
         return DefaultTrainer.test(cfg, model)
-    if model_input_fields(cfg) & PERSON_LABEL_FIELDS:
+    if model_input_fields(cfg) & PersonLabels.FIELDS:
         ensure_train_labels(cfg, config_file=args.config_file, opts=args.opts or ())
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)

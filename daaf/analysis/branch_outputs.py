@@ -5,7 +5,7 @@ from typing import Dict
 
 import torch
 
-from daaf.data import PERSON_LABEL_FIELDS, ReIDBatch, ReIDDatasetMapper, attach_labels, build_augmentations, collate_reid_batch, get_dataset
+from daaf.data import PersonLabels, ReIDBatch, ReIDDatasetMapper, attach_labels, build_augmentations, collate_reid_batch, get_dataset
 from daaf.data.person_labels import label_file_path, resolve_labels_dir
 from daaf.evaluation import inference_context
 from daaf.utils.comm import unwrap_model
@@ -120,6 +120,6 @@ def labelled_query_batch(cfg, num_images: int = 0) -> ReIDBatch:
     records = [dict(r) for r in get_dataset(name, cfg.DATASETS.ROOT, log=False).query[: num_images or None]]
     attach_labels(records, label_file_path(resolve_labels_dir(cfg), name, "query"))
     mapper = ReIDDatasetMapper(
-        is_train=False, augmentations=build_augmentations(cfg, False), image_format=cfg.INPUT.FORMAT, label_fields=PERSON_LABEL_FIELDS
+        is_train=False, augmentations=build_augmentations(cfg, False), image_format=cfg.INPUT.FORMAT, input_fields=PersonLabels.FIELDS
     )
     return collate_reid_batch([mapper(r) for r in records])

@@ -17,8 +17,12 @@ __all__ = ["CfgNode", "get_cfg", "configurable", "config_file_chain"]
 
 
 def _one_line(exc: BaseException) -> str:
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    return " ".join(str(text).split())
+    text = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
+    unknown = "Non-existent config key: "  # yacs' wording of a key the config does not have
+    if text.startswith(unknown):
+        key = text[len(unknown) :]
+        return f"unknown config key {key} (a component's own keys exist once its module is in IMPORTS)"
+    return text
 
 
 class CfgNode(_FvcoreCfgNode):

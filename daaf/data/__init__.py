@@ -4,7 +4,7 @@
 labelers and the trainer build on it, never the reverse.
 """
 
-from .batch import PERSON_LABEL_FIELDS, ReIDBatch, collate_reid_batch
+from .batch import PersonLabels, ReIDBatch, collate_reid_batch
 from .build import MappedDataset, build_reid_test_loader, build_reid_train_loader, get_train_records
 from .datasets import DATASET_REGISTRY, ReIDDataset, dataset_report_ranks, get_dataset, resolve_datasets_root
 from .loader import ReIDDataLoader

@@ -13,7 +13,7 @@ from daaf.utils import comm
 from daaf.utils.env import seed_all_rng
 from daaf.utils.errors import ConfigError, DatasetError
 
-from .batch import PERSON_LABEL_FIELDS
+from .batch import PersonLabels
 from .datasets import get_dataset, register_custom_datasets
 from .image_check import drop_or_refuse_bad_images
 from .loader import ReIDDataLoader
@@ -78,28 +78,27 @@ def _worker_init_fn(worker_id: int, base_seed: int) -> None:
     seed_all_rng(base_seed + worker_id)
 
 
-def _label_fields(input_fields) -> frozenset:
-    """The person-label fields among the batch fields a model asks for; ConfigError for a field
-    the loader cannot serve."""
+def _checked_input_fields(input_fields) -> frozenset:
+    """The person-label fields a model asks for; ConfigError for a field the loader cannot serve."""
     fields = frozenset(input_fields)
-    unknown = fields - PERSON_LABEL_FIELDS
+    unknown = fields - PersonLabels.FIELDS
     if unknown:
         raise ConfigError(
-            f"the model asks for batch fields {sorted(unknown)}, which the ReID loader does not make (it makes {sorted(PERSON_LABEL_FIELDS)})"
+            f"the model asks for batch fields {sorted(unknown)}, which the ReID loader does not make (it makes {sorted(PersonLabels.FIELDS)})"
         )
     return fields
 
 
 def _train_loader_from_config(cfg, mapper=None, input_fields=()):
     register_custom_datasets(cfg.DATASETS.CUSTOM)
-    label_fields = _label_fields(input_fields)
-    labels_dir = resolve_labels_dir(cfg) if label_fields else None
+    input_fields = _checked_input_fields(input_fields)
+    labels_dir = resolve_labels_dir(cfg) if input_fields else None
     records = get_train_records(cfg.DATASETS.TRAIN, cfg.DATASETS.ROOT, labels_dir)
     if cfg.DATALOADER.CHECK_IMAGES:
         records = drop_or_refuse_bad_images(records, skip=cfg.DATALOADER.SKIP_BAD_IMAGES)
     return {
         "records": records,
-        "mapper": mapper or ReIDDatasetMapper(cfg, is_train=True, label_fields=label_fields),
+        "mapper": mapper or ReIDDatasetMapper(cfg, is_train=True, input_fields=input_fields),
         "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
         "num_instances": cfg.DATALOADER.NUM_INSTANCE,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
@@ -115,8 +114,8 @@ def build_reid_train_loader(
     resumable at any batch (its ``batch_sampler``, a :class:`SeededBatchSampler`).
 
     From a config: ``build_reid_train_loader(cfg, input_fields=...)``, where ``input_fields`` are
-    the batch fields the model trains on beyond images and pids (``daaf.modeling.model_input_fields``;
-    e.g. {"masks", "keypoints"} for HAB + PAB), which the loader then reads from the label files.
+    the person-label fields the model trains on (``daaf.modeling.model_input_fields``; e.g.
+    {"masks", "keypoints"} for HAB + PAB), which the loader then reads from the label files.
     Returns a DataLoader of ReIDBatch whose ``dataset.num_classes`` is the number of identities.
     """
     sampler = PKSampler([r["pid"] for r in records], total_batch_size, num_instances, seed=seed)

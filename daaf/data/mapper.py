@@ -13,7 +13,7 @@ from daaf.config import configurable
 from daaf.utils.errors import ConfigError, DatasetError
 from daaf.utils.file_io import PathManager
 
-from .batch import PERSON_LABEL_FIELDS
+from .batch import PersonLabels
 from .person_labels import KEYPOINT_FLIP_INDICES, NUM_KEYPOINTS, decode_mask
 from .transforms import (
     Augmentation,
@@ -71,10 +71,10 @@ def build_augmentations(cfg, is_train: bool) -> List[Augmentation]:
 
 class ReIDDatasetMapper:
     """Map one record {"file_name", "pid", "camid", "person_label" (see ``attach_labels``; needed
-    when ``label_fields`` is not empty)} to {"image": (3, H, W) uint8, "pid", "camid", "file_name"}
-    and, for the person-label fields the model asks for (``label_fields``, a subset of
-    ``PERSON_LABEL_FIELDS``): "mask" (H, W) uint8 0/1, "keypoints" (17, 3) float32 [x, y, v] and
-    "has_label" (False, with a zero mask and zero keypoints, where the labeler found nobody).
+    when ``input_fields`` is not empty)} to {"image": (3, H, W) uint8, "pid", "camid", "file_name"}
+    and, when the model asks for person labels (``input_fields``, some of ``PersonLabels.FIELDS``),
+    "person_labels": the crop's :class:`PersonLabels` (B = 1) with those fields (has_label False,
+    with a zero mask and zero keypoints, where the labeler found nobody).
 
     The mask and the keypoints go through the image's geometric transforms; a keypoint moved
     outside the image by any transform gets v = 0; a horizontal flip swaps left and right.
@@ -88,19 +88,19 @@ class ReIDDatasetMapper:
         augmentations: List[Augmentation],
         image_format: str = "RGB",
         random_erasing: Optional[RandomErasing] = None,
-        label_fields: Iterable[str] = (),
+        input_fields: Iterable[str] = (),
     ):
         self.is_train = is_train
         self.augmentations = list(augmentations)
         self.image_format = image_format
         self.random_erasing = random_erasing
-        self.label_fields = frozenset(label_fields)
-        unknown = self.label_fields - PERSON_LABEL_FIELDS
+        self.input_fields = frozenset(input_fields)
+        unknown = self.input_fields - PersonLabels.FIELDS
         if unknown:
-            raise ValueError(f"label_fields: unknown fields {sorted(unknown)} (expected some of {sorted(PERSON_LABEL_FIELDS)})")
+            raise ValueError(f"input_fields: unknown fields {sorted(unknown)} (expected some of {sorted(PersonLabels.FIELDS)})")
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True, label_fields: Iterable[str] = ()):
+    def from_config(cls, cfg, is_train: bool = True, input_fields: Iterable[str] = ()):
         rea = None
         if is_train and cfg.INPUT.REA.ENABLED:
             rea = RandomErasing(cfg.INPUT.REA.PROB, cfg.INPUT.REA.AREA, cfg.INPUT.REA.ASPECT)
@@ -109,16 +109,16 @@ class ReIDDatasetMapper:
             "augmentations": build_augmentations(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "random_erasing": rea,
-            "label_fields": label_fields,
+            "input_fields": input_fields,
         }
 
     def __call__(self, record: dict) -> dict:
         image = read_image(record["file_name"], self.image_format)
         height, width = image.shape[:2]
         transforms = flatten_transforms(apply_augmentations(self.augmentations, height, width))
-        label = self._person_label(record, height, width) if self.label_fields else None
-        want_mask = label is not None and "masks" in self.label_fields
-        want_keypoints = label is not None and "keypoints" in self.label_fields
+        label = self._person_label(record, height, width) if self.input_fields else None
+        want_mask = label is not None and "masks" in self.input_fields
+        want_keypoints = label is not None and "keypoints" in self.input_fields
         mask = decode_mask(label["segmentation"]) if want_mask else None
         keypoints = label["keypoints"].copy() if want_keypoints else None
         xy = keypoints[:, :2] if want_keypoints else None
@@ -144,14 +144,14 @@ class ReIDDatasetMapper:
             "camid": record["camid"],
             "file_name": record["file_name"],
         }
-        if not self.label_fields:
+        if not self.input_fields:
             return result
         h, w = image.shape[:2]
-        result["has_label"] = label is not None
-        if "masks" in self.label_fields:
+        labels = PersonLabels(has_label=torch.tensor([label is not None]))
+        if "masks" in self.input_fields:
             mask = np.zeros((h, w), np.uint8) if mask is None else np.ascontiguousarray(mask, dtype=np.uint8)
-            result["mask"] = torch.from_numpy(mask)
-        if "keypoints" in self.label_fields:
+            labels.masks = torch.from_numpy(mask)[None]
+        if "keypoints" in self.input_fields:
             if keypoints is None:
                 keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
             else:
@@ -160,7 +160,8 @@ class ReIDDatasetMapper:
                     keypoints[~inside, 2] = 0
                 if flipped:
                     keypoints = keypoints[KEYPOINT_FLIP_INDICES]
-            result["keypoints"] = torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32))
+            labels.keypoints = torch.from_numpy(np.ascontiguousarray(keypoints, dtype=np.float32))[None]
+        result["person_labels"] = labels
         return result
 
     @staticmethod

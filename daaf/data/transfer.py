@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .batch import ReIDBatch
+from .batch import PersonLabels, ReIDBatch
 
 __all__ = ["encode", "decode"]
 
@@ -52,26 +52,35 @@ def _encode_tensor(name: str, tensor: torch.Tensor):
     return tensor
 
 
+def _encode_fields(obj):
+    """A ReIDBatch or PersonLabels with its tensors (also those of its labels) in their cheapest form."""
+    encoded = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, PersonLabels):
+            encoded[f.name] = _encode_fields(value)
+        elif isinstance(value, torch.Tensor):
+            encoded[f.name] = _encode_tensor(f.name, value)
+    return dataclasses.replace(obj, **encoded)
+
+
+def _decode_fields(obj):
+    decoded = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, PersonLabels):
+            decoded[f.name] = _decode_fields(value)
+        elif isinstance(value, (_InlineArray, _PackedBits)):
+            decoded[f.name] = value.decode()
+    return dataclasses.replace(obj, **decoded) if decoded else obj
+
+
 def encode(batch):
     """In a worker: ``batch`` with its tensors in their cheapest form to send (anything that is
     not a ReIDBatch is returned as it is)."""
-    if not isinstance(batch, ReIDBatch):
-        return batch
-    encoded = {
-        f.name: _encode_tensor(f.name, value)
-        for f in dataclasses.fields(batch)
-        if isinstance(value := getattr(batch, f.name), torch.Tensor)
-    }
-    return dataclasses.replace(batch, **encoded)
+    return _encode_fields(batch) if isinstance(batch, ReIDBatch) else batch
 
 
 def decode(batch):
     """In the main process: the batch :func:`encode` was given."""
-    if not isinstance(batch, ReIDBatch):
-        return batch
-    decoded = {
-        f.name: value.decode()
-        for f in dataclasses.fields(batch)
-        if isinstance(value := getattr(batch, f.name), (_InlineArray, _PackedBits))
-    }
-    return dataclasses.replace(batch, **decoded) if decoded else batch
+    return _decode_fields(batch) if isinstance(batch, ReIDBatch) else batch

@@ -40,12 +40,12 @@ def default_setup(cfg: CfgNode, args) -> None:
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")
     logger = logging.getLogger("daaf")
 
-    logger.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
-    logger.info("Environment info:\n" + collect_env_info())
-    logger.info("Command line arguments: " + str(args))
+    logger.info(f"This is process {rank} of {comm.get_world_size()}")
+    logger.info("Software and hardware:\n" + collect_env_info())
+    logger.info("Arguments: " + str(args))
     if hasattr(args, "config_file") and args.config_file:
         with PathManager.open(args.config_file, "r") as f:
-            logger.info(f"Contents of args.config_file={args.config_file}:\n{f.read()}")
+            logger.info(f"Config file {args.config_file}:\n{f.read()}")
 
     if comm.is_main_process() and output_dir:
         # An evaluation must not change the training run's record (config.yaml is what it was
@@ -55,7 +55,7 @@ def default_setup(cfg: CfgNode, args) -> None:
         PathManager.mkdirs(os.path.dirname(path))
         with atomic_write(path, "w") as f:
             f.write(cfg.dump())
-        logger.info(f"Full config saved to {path}")
+        logger.info(f"The merged config is in {path}")
 
     seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info(f"Using random seed {seed}")

@@ -51,12 +51,12 @@ class IterationTimer(HookBase):
         num_iter = self.trainer.storage.iter + 1 - self.trainer.start_iter - self._warmup_iter
         if num_iter > 0 and total_time_minus_hooks > 0:
             logger.info(
-                f"Overall training speed: {num_iter} iterations in "
-                f"{datetime.timedelta(seconds=int(total_time_minus_hooks))} ({total_time_minus_hooks / num_iter:.4f} s / it)"
+                f"{num_iter} steps took {datetime.timedelta(seconds=int(total_time_minus_hooks))} "
+                f"({total_time_minus_hooks / num_iter:.4f} s a step, hooks and warm-up not counted)"
             )
         self.trainer.storage.put_scalar("train_time_s", total_time, smoothing_hint=False)
         logger.info(
-            f"Total training time: {datetime.timedelta(seconds=int(total_time))} ({datetime.timedelta(seconds=int(hook_time))} on hooks)"
+            f"Training took {datetime.timedelta(seconds=int(total_time))} in all, {datetime.timedelta(seconds=int(hook_time))} of it in hooks"
         )
 
     def before_step(self):

@@ -99,7 +99,7 @@ def _distributed_worker(local_rank, main_func, world_size, num_gpus_per_machine,
     try:
         dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout)
     except Exception as e:
-        logging.getLogger(__name__).error(f"Process group URL: {dist_url}")
+        logging.getLogger(__name__).error(f"The process group could not start at {dist_url}")
         raise e
     comm.create_local_process_group(num_gpus_per_machine)
     if backend == "nccl":

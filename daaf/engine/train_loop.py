@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from daaf.utils import comm
+from daaf.utils.errors import UserError
 from daaf.utils.events import EventStorage, get_event_storage
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
@@ -65,7 +66,7 @@ class TrainerBase:
     def train(self, start_iter: int, max_iter: int) -> None:
         """Train iterations ``start_iter .. max_iter - 1``."""
         logger = logging.getLogger(__name__)
-        logger.info(f"Starting training from iteration {start_iter}")
+        logger.info(f"Training begins at iteration {start_iter}")
         self.iter = self.start_iter = start_iter
         self.max_iter = max_iter
         with EventStorage(start_iter) as self.storage:
@@ -77,8 +78,10 @@ class TrainerBase:
                     self.after_step()
                 # After a normal exit self.iter == max_iter, so after_train sees the final state.
                 self.iter += 1
+            except UserError:
+                raise  # bad input: the entry point prints its one line, a traceback would bury it
             except Exception:
-                logger.exception("Exception during training:")
+                logger.exception(f"Training stopped at iteration {self.iter} by an error:")
                 raise
             finally:
                 self.after_train()

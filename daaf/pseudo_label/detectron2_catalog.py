@@ -15,12 +15,12 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from daaf.data.person_labels import COCO_KEYPOINT_FLIP_MAP, COCO_KEYPOINT_NAMES, COCO_SKELETON, decode_mask
+from daaf.data.person_labels import COCO_KEYPOINT_FLIP_MAP, COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_KEYPOINTS, decode_mask, parse_keypoints
 from daaf.utils.detectron2_zoo import require_detectron2
 from daaf.utils.errors import UserError
 from daaf.utils.file_io import PathManager
 
-from .runner import SPLITS, labeling_targets
+from .targets import SPLITS, labeling_targets
 
 __all__ = ["person_metadata", "register_label_file", "register_detectron2_datasets", "coco_evaluate_label_file"]
 
@@ -98,11 +98,11 @@ def _instances(annotation, height: int, width: int):
     instances.pred_masks = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, height, width), dtype=torch.bool)
     keypoints = []
     for a in people:
-        k = np.asarray(a["keypoints"], dtype=np.float32).reshape(17, 3)
+        k = parse_keypoints(a["keypoints"])
         scores = np.asarray(a.get("keypoint_scores", k[:, 2] > 0), dtype=np.float32)
         # detectron2 subtracts 0.5 when it writes keypoints as COCO results: give it its convention
         keypoints.append(np.concatenate([k[:, :2] + 0.5, scores[:, None]], axis=1))
-    instances.pred_keypoints = torch.from_numpy(np.stack(keypoints)) if keypoints else torch.zeros((0, 17, 3))
+    instances.pred_keypoints = torch.from_numpy(np.stack(keypoints)) if keypoints else torch.zeros((0, NUM_KEYPOINTS, 3))
     return instances
 
 

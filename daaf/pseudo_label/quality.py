@@ -10,7 +10,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from daaf.data.person_labels import COCO_KEYPOINT_NAMES, decode_mask, load_label_file
+from daaf.data.person_labels import COCO_KEYPOINT_NAMES, NUM_KEYPOINTS, decode_mask, load_label_file, parse_keypoints
 from daaf.utils.errors import DatasetError
 
 __all__ = ["compare_label_files", "format_quality"]
@@ -37,7 +37,7 @@ def compare_label_files(predicted_path: str, ground_truth_path: str, alphas: Seq
             continue
         pred = predicted[name]
         gt_mask = decode_mask(gt["segmentation"]).astype(bool)
-        gt_kps = np.asarray(gt["keypoints"], dtype=np.float64).reshape(17, 3)
+        gt_kps = parse_keypoints(gt["keypoints"], np.float64)
         known = np.flatnonzero(gt_kps[:, 2] > 0)
         height = max(float(gt["bbox"][3]), 1.0)
         if pred is None:
@@ -51,7 +51,7 @@ def compare_label_files(predicted_path: str, ground_truth_path: str, alphas: Seq
         if pred_mask.shape != gt_mask.shape:
             raise DatasetError(f"{predicted_path}: mask of {name} is {pred_mask.shape}, the ground truth's is {gt_mask.shape}")
         ious.append(_mask_iou(pred_mask, gt_mask))
-        pred_kps = np.asarray(pred["keypoints"], dtype=np.float64).reshape(17, 3)
+        pred_kps = parse_keypoints(pred["keypoints"], np.float64)
         distance = np.linalg.norm(pred_kps[known, :2] - gt_kps[known, :2], axis=1)
         for a in alphas:
             hits[a] += [(k, bool(d <= a * height)) for k, d in zip(known, distance)]
@@ -60,7 +60,9 @@ def compare_label_files(predicted_path: str, ground_truth_path: str, alphas: Seq
     for a in alphas:
         arr = np.asarray(hits[a], dtype=np.float64).reshape(-1, 2)
         pck[a] = float(arr[:, 1].mean()) if len(arr) else float("nan")
-        per_keypoint[a] = {COCO_KEYPOINT_NAMES[k]: float(arr[arr[:, 0] == k, 1].mean()) for k in range(17) if (arr[:, 0] == k).any()}
+        per_keypoint[a] = {
+            COCO_KEYPOINT_NAMES[k]: float(arr[arr[:, 0] == k, 1].mean()) for k in range(NUM_KEYPOINTS) if (arr[:, 0] == k).any()
+        }
     return {
         "images": len(ious),
         "found": found,

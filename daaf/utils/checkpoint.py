@@ -45,7 +45,7 @@ class DAAFCheckpointer(Checkpointer):
         data.update(kwargs)
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
-        self.logger.info(f"Saving checkpoint to {save_file}")
+        self.logger.info(f"Checkpoint written: {save_file}")
         with atomic_write(save_file, "wb") as f:
             torch.save(data, f)
         self.tag_last_checkpoint(basename)

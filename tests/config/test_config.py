@@ -126,7 +126,9 @@ def test_train_net_reports_config_errors_in_one_line(tmp_path):
     )
     assert proc.returncode == 2
     error_lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert error_lines == [f"error: {path}: Non-existent config key: SOLVER.BASE_LRR"]
+    assert error_lines == [
+        f"error: {path}: unknown config key SOLVER.BASE_LRR (a component's own keys exist once its module is in IMPORTS)"
+    ]
     assert "Traceback" not in proc.stderr
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from daaf.data import (
-    PERSON_LABEL_FIELDS,
     InferenceSampler,
+    PersonLabels,
     PKSampler,
     ReIDBatch,
     ReIDDatasetMapper,
@@ -24,7 +24,7 @@ from daaf.data import (
     get_dataset,
 )
 from daaf.data.build import build_reid_train_loader, get_train_records
-from daaf.data.person_labels import COCO_KEYPOINT_NAMES, decode_mask, label_file_path, load_label_file
+from daaf.data.person_labels import COCO_KEYPOINT_NAMES, NUM_KEYPOINTS, decode_mask, label_file_path, load_label_file
 from daaf.data.synthetic import generate_synthetic_dataset
 from daaf.data.transforms import PadAndRandomCrop, RandomCrop, RandomErasing, RandomFlip, Resize
 from daaf.utils.errors import ConfigError, DatasetError
@@ -113,7 +113,7 @@ def test_synthetic_generator_is_deterministic_and_labels_match_images(tmp_path, 
             image = cv2.imread(record["file_name"])
             mask = decode_mask(ann["segmentation"])
             assert mask.shape == image.shape[:2] and mask.sum() > 50
-            keypoints = np.array(ann["keypoints"]).reshape(17, 3)
+            keypoints = np.array(ann["keypoints"]).reshape(NUM_KEYPOINTS, 3)
             visible = keypoints[keypoints[:, 2] == 2]
             assert len(visible) >= 3
             assert all(mask[int(y), int(x)] for x, y, _ in visible)
@@ -141,12 +141,12 @@ def test_mask_and_keypoints_follow_flip_pad_and_crop(synthetic_root, seed):
     """At the stored resolution every visible keypoint stays exactly on the mask."""
     records = labelled_record(synthetic_root)
     augs = [RandomCrop((112, 56)), RandomFlip(0.5), PadAndRandomCrop(10)]
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields=PersonLabels.FIELDS)
     np.random.seed(seed)
     for record in records:
         out = mapper(record)
-        mask = out["mask"].numpy()
-        keypoints = out["keypoints"].numpy()
+        mask = out["person_labels"].masks[0].numpy()
+        keypoints = out["person_labels"].keypoints[0].numpy()
         assert out["image"].shape == (3, 112, 56) and out["image"].dtype == torch.uint8 and mask.shape == (112, 56)
         for x, y, v in keypoints:
             if v == 2:
@@ -158,27 +158,27 @@ def test_mask_and_keypoints_follow_resize_within_a_pixel(synthetic_root, seed):
     """After down-scaling (nearest-neighbour masks) visible keypoints are within 1 px of the mask."""
     records = labelled_record(synthetic_root)
     augs = [Resize((72, 36)), RandomCrop((64, 32)), RandomFlip(0.5), PadAndRandomCrop(4)]
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields=PersonLabels.FIELDS)
     np.random.seed(seed)
     for record in records:
         out = mapper(record)
-        mask = cv2.dilate(out["mask"].numpy(), np.ones((3, 3), np.uint8))
-        for x, y, v in out["keypoints"].numpy():
+        mask = cv2.dilate(out["person_labels"].masks[0].numpy(), np.ones((3, 3), np.uint8))
+        for x, y, v in out["person_labels"].keypoints[0].numpy():
             if v == 2:
                 assert 0 <= x < 32 and 0 <= y < 64 and mask[int(y), int(x)] == 1
 
 
 def test_horizontal_flip_swaps_left_and_right_keypoints(synthetic_root):
     record = labelled_record(synthetic_root)[0]
-    plain = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)(record)
-    flipped = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), RandomFlip(1.0)], label_fields=PERSON_LABEL_FIELDS)(record)
-    kp, kf = plain["keypoints"], flipped["keypoints"]
+    plain = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], input_fields=PersonLabels.FIELDS)(record)
+    flipped = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), RandomFlip(1.0)], input_fields=PersonLabels.FIELDS)(record)
+    kp, kf = plain["person_labels"].keypoints[0], flipped["person_labels"].keypoints[0]
     left_shoulder, right_shoulder = COCO_KEYPOINT_NAMES.index("left_shoulder"), COCO_KEYPOINT_NAMES.index("right_shoulder")
     assert kf[left_shoulder, 0] == pytest.approx(32 - kp[right_shoulder, 0])
     assert kf[left_shoulder, 1] == pytest.approx(kp[right_shoulder, 1])
     assert kf[0, 0] == pytest.approx(32 - kp[0, 0])  # the nose stays the nose
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
-    assert torch.equal(flipped["mask"], plain["mask"].flip(-1))
+    assert torch.equal(flipped["person_labels"].masks[0], plain["person_labels"].masks[0].flip(-1))
 
 
 def test_keypoints_cropped_out_become_invisible(synthetic_root):
@@ -193,31 +193,39 @@ def test_keypoints_cropped_out_become_invisible(synthetic_root):
         def output_size(self, height, width):
             return height // 2, width
 
-    out = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), CropTop((32, 32))], label_fields=PERSON_LABEL_FIELDS)(record)
-    keypoints = out["keypoints"]
+    out = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32)), CropTop((32, 32))], input_fields=PersonLabels.FIELDS)(record)
+    keypoints = out["person_labels"].keypoints[0]
     ankle = COCO_KEYPOINT_NAMES.index("left_ankle")
     assert keypoints[ankle, 2] == 0 and keypoints[0, 2] > 0
 
 
 def test_random_erasing_changes_the_image_only(synthetic_root):
     record = labelled_record(synthetic_root)[0]
-    base = dict(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)
+    base = dict(is_train=True, augmentations=[Resize((64, 32))], input_fields=PersonLabels.FIELDS)
     np.random.seed(0)
     erased = ReIDDatasetMapper(**base, random_erasing=RandomErasing(prob=1.0))(record)
     plain = ReIDDatasetMapper(**base)(record)
     assert not torch.equal(erased["image"], plain["image"])
-    assert torch.equal(erased["mask"], plain["mask"])
-    assert torch.equal(erased["keypoints"], plain["keypoints"])
+    assert torch.equal(erased["person_labels"].masks[0], plain["person_labels"].masks[0])
+    assert torch.equal(erased["person_labels"].keypoints[0], plain["person_labels"].keypoints[0])
 
 
 def test_crop_without_person_gives_empty_instance_and_collate_marks_it(synthetic_root):
     records = labelled_record(synthetic_root)[:2]
     records[1]["person_label"] = None  # the labeler found nobody
-    mapper = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS)
+    mapper = ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], input_fields=PersonLabels.FIELDS)
     batch = collate_reid_batch([mapper(r) for r in records])
-    assert batch.images.shape == (2, 3, 64, 32) and batch.masks.shape == (2, 64, 32) and batch.keypoints.shape == (2, 17, 3)
-    assert batch.has_label.tolist() == [True, False]
-    assert batch.masks[0].sum() > 0 and batch.masks[1].sum() == 0 and batch.keypoints[1].abs().sum() == 0
+    assert (
+        batch.images.shape == (2, 3, 64, 32)
+        and batch.person_labels.masks.shape == (2, 64, 32)
+        and batch.person_labels.keypoints.shape == (2, 17, 3)
+    )
+    assert batch.person_labels.has_label.tolist() == [True, False]
+    assert (
+        batch.person_labels.masks[0].sum() > 0
+        and batch.person_labels.masks[1].sum() == 0
+        and batch.person_labels.keypoints[1].abs().sum() == 0
+    )
 
 
 def test_label_file_missing_entries_are_counted_and_listed(synthetic_root, tmp_path):
@@ -279,7 +287,7 @@ def test_train_loader_from_config_yields_pk_batches(tiny_cfg):
     assert batch.images.shape == (8, 3, 64, 32) and batch.images.dtype == torch.uint8
     assert sorted(Counter(batch.pids.tolist()).values()) == [4, 4]
     assert loader.dataset.num_classes == 8
-    assert batch.masks is None and batch.keypoints is None and batch.has_label is None  # a baseline reads no labels
+    assert batch.person_labels is None  # a baseline reads no labels
 
 
 def test_train_records_relabel_pids_across_datasets(synthetic_root):
@@ -316,26 +324,33 @@ def test_loader_workers_deliver_the_same_batches_as_in_process_collate(synthetic
 
     records = labelled_record(synthetic_root)[:10]
     records[3]["person_label"] = None  # a crop without a person: zero mask, has_label False
-    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS))
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], input_fields=PersonLabels.FIELDS))
     expected = list(DataLoader(dataset, batch_size=4, collate_fn=collate_reid_batch))
     received = list(ReIDDataLoader(dataset, batch_size=4, num_workers=2))
     assert len(received) == len(expected) == 3
-    for got, want in zip(received, expected):
-        assert isinstance(got, ReIDBatch)
+
+    def assert_same(got, want):
         for field in dataclasses.fields(want):
             value, mine = getattr(want, field.name), getattr(got, field.name)
             if isinstance(value, torch.Tensor):
                 assert isinstance(mine, torch.Tensor) and mine.dtype == value.dtype, field.name
                 assert torch.equal(mine, value), field.name
+            elif isinstance(value, PersonLabels):
+                assert isinstance(mine, PersonLabels)
+                assert_same(mine, value)
             else:
                 assert mine == value, field.name
-    assert received[0].has_label.tolist() == [True, True, True, False]
-    assert received[0].masks.sum() > 0
+
+    for got, want in zip(received, expected):
+        assert isinstance(got, ReIDBatch)
+        assert_same(got, want)
+    assert received[0].person_labels.has_label.tolist() == [True, True, True, False]
+    assert received[0].person_labels.masks.sum() > 0
     # what really crosses the process boundary: at this size no tensor at all (all under 64 KB),
     # and the masks as bits
     wire = next(iter(DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=ReIDDataLoader(dataset).collate_fn)))
     assert not any(isinstance(getattr(wire, f.name), torch.Tensor) for f in dataclasses.fields(wire))
-    assert wire.masks.bits.nbytes == 4 * 64 * 32 // 8
+    assert wire.person_labels.masks.bits.nbytes == 4 * 64 * 32 // 8
 
 
 def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root):
@@ -344,12 +359,12 @@ def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root)
 
     def collate_with_0_255_masks(items):
         batch = collate_reid_batch(items)
-        return dataclasses.replace(batch, masks=batch.masks * 255)
+        return dataclasses.replace(batch, person_labels=dataclasses.replace(batch.person_labels, masks=batch.person_labels.masks * 255))
 
     records = labelled_record(synthetic_root)[:4]
-    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], label_fields=PERSON_LABEL_FIELDS))
+    dataset = MappedDataset(records, ReIDDatasetMapper(is_train=True, augmentations=[Resize((64, 32))], input_fields=PersonLabels.FIELDS))
     (batch,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=collate_with_0_255_masks))
-    assert set(batch.masks.unique().tolist()) == {0, 255}
+    assert set(batch.person_labels.masks.unique().tolist()) == {0, 255}
     (plain,) = list(ReIDDataLoader(dataset, batch_size=4, num_workers=1, collate_fn=list))
     assert isinstance(plain, list) and len(plain) == 4  # a collate that returns no ReIDBatch is left alone
 
@@ -357,17 +372,22 @@ def test_loader_workers_pass_masks_that_are_not_binary_unchanged(synthetic_root)
 def test_the_mapper_makes_only_the_label_fields_asked_for(synthetic_root):
     record = labelled_record(synthetic_root)[0]
     augs = [Resize((64, 32)), RandomFlip(1.0)]
-    both = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields=PERSON_LABEL_FIELDS)(record)
-    keypoints_only = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"keypoints"})(record)
-    masks_only = ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"masks"})(record)
+    both = ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields=PersonLabels.FIELDS)(record)
+    keypoints_only = ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields={"keypoints"})(record)
+    masks_only = ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields={"masks"})(record)
     image_only = ReIDDatasetMapper(is_train=True, augmentations=augs)({k: v for k, v in record.items() if k != "person_label"})
-    assert set(keypoints_only) == {"image", "pid", "camid", "file_name", "keypoints", "has_label"}
-    assert set(masks_only) == {"image", "pid", "camid", "file_name", "mask", "has_label"}
+    for out, fields in ((keypoints_only, {"keypoints"}), (masks_only, {"masks"}), (both, {"masks", "keypoints"})):
+        assert set(out) == {"image", "pid", "camid", "file_name", "person_labels"}
+        assert {f for f in PersonLabels.FIELDS if out["person_labels"].has(f)} == fields and out["person_labels"].has_label.tolist() == [
+            True
+        ]
     assert set(image_only) == {"image", "pid", "camid", "file_name"}
-    assert torch.equal(keypoints_only["keypoints"], both["keypoints"]) and torch.equal(masks_only["mask"], both["mask"])
+    assert torch.equal(keypoints_only["person_labels"].keypoints[0], both["person_labels"].keypoints[0]) and torch.equal(
+        masks_only["person_labels"].masks[0], both["person_labels"].masks[0]
+    )
     assert torch.equal(image_only["image"], both["image"])
     with pytest.raises(DatasetError, match="no person label"):
-        ReIDDatasetMapper(is_train=True, augmentations=augs, label_fields={"masks"})(image_only | {"file_name": record["file_name"]})
+        ReIDDatasetMapper(is_train=True, augmentations=augs, input_fields={"masks"})(image_only | {"file_name": record["file_name"]})
 
 
 def test_a_model_that_trains_on_no_labels_reads_no_label_file(tiny_cfg, tmp_path):
@@ -379,7 +399,7 @@ def test_a_model_that_trains_on_no_labels_reads_no_label_file(tiny_cfg, tmp_path
     cfg.MODEL.DAAF.PAB.TARGET = "part_image"
     cfg.DATASETS.LABELS_DIR = str(tmp_path / "no_labels_here")
     batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
-    assert batch.masks is None and batch.keypoints is None
+    assert batch.person_labels is None
     cfg.MODEL.DAAF.PAB.TARGET = "keypoints"
     with pytest.raises(DatasetError, match="label file not found: .*no_labels_here"):
         build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))

@@ -187,7 +187,7 @@ def test_kill_9_mid_run_then_resume_ends_with_the_weights_of_the_uninterrupted_r
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-2000:]
     log = (out / "log.txt").read_text()
-    start_iters = [int(line.rsplit(" ", 1)[-1]) for line in log.splitlines() if "Starting training from iteration" in line]
+    start_iters = [int(line.rsplit(" ", 1)[-1]) for line in log.splitlines() if "Training begins at iteration" in line]
     assert start_iters[0] == 0 and start_iters[-1] >= 3  # resumed after a checkpoint, not from 0
     assert f"Data stream resumed at batch {start_iters[-1]}" in log
     final = torch.load(out / "model_final.pth", weights_only=True)
@@ -293,7 +293,7 @@ def test_train_net_under_torchrun(tiny_cfg, tmp_path):
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (out / "log.txt").read_text()
-    assert "World size: 2" in log
+    assert "This is process 0 of 2" in log
     assert (out / "model_final.pth").exists() and (out / "log.txt.rank1").exists()
 
 

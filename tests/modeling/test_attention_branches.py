@@ -78,7 +78,7 @@ def test_group_scheme_decides_which_heatmaps_each_group_predicts():
     batch = fake_batch()
     forward = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[0, 1], [15, 16]]")).branches["PAB"]
     swapped = build_model(daaf_cfg("PAB", MODEL__DAAF__PAB__GROUP_LIST="[[15, 16], [0, 1]]")).branches["PAB"]
-    heat = keypoint_heatmaps(batch.keypoints, (64, 32), (32, 16), 2.0)
+    heat = keypoint_heatmaps(batch.person_labels.keypoints, (64, 32), (32, 16), 2.0)
     t_forward, t_swapped = forward.targets(batch, (32, 16)), swapped.targets(batch, (32, 16))
     assert torch.equal(t_forward[0], heat[:, [0, 1]]) and torch.equal(t_forward[1], heat[:, [15, 16]])
     assert torch.equal(t_swapped[0], t_forward[1]) and torch.equal(t_swapped[1], t_forward[0])
@@ -109,7 +109,7 @@ def test_hab_loss_is_sum_over_pixels_mean_over_labelled_crops():
     batch = fake_batch(labelled=[True, False, True, True])
     features = backbone_features(model, batch)
     pred = hab.predict(features)
-    target = torch.nn.functional.interpolate(batch.masks[:, None].float(), size=pred.shape[-2:], mode="nearest")
+    target = torch.nn.functional.interpolate(batch.person_labels.masks[:, None].float(), size=pred.shape[-2:], mode="nearest")
     keep = torch.tensor([0, 2, 3])
     expected = 0.5 * (pred[keep] - target[keep]).pow(2).sum() / 3
     torch.testing.assert_close(hab(features, batch)["loss_hab"], expected)
@@ -122,7 +122,9 @@ def test_pab_loss_is_eq4():
     features = backbone_features(model, batch)
     pred = torch.cat(pab.predict(features), 1)
     order = [k for g in resolve_keypoint_groups("coco4") for k in g]
-    target = keypoint_heatmaps(batch.keypoints, (64, 32), pred.shape[-2:], 1.0 * pred.shape[-2] / 64)[:, order]  # SIGMA: input px
+    target = keypoint_heatmaps(batch.person_labels.keypoints, (64, 32), pred.shape[-2:], 1.0 * pred.shape[-2] / 64)[
+        :, order
+    ]  # SIGMA: input px
     keep = torch.tensor([0, 1, 3])
     expected = 0.003 * (pred[keep] - target[keep]).pow(2).sum() / (3 * 17)
     torch.testing.assert_close(pab(features, batch)["loss_pab"], expected)
@@ -138,7 +140,7 @@ def test_pab_sigma_is_in_input_pixels_whatever_the_output_stride(last_stride):
     model = build_model(daaf_cfg("PAB", MODEL__BACKBONE__LAST_STRIDE=last_stride, MODEL__DAAF__PAB__SIGMA=4.0))
     pab = model.branches["PAB"]
     batch = fake_batch()
-    batch.keypoints[..., :2] = torch.tensor([16.0, 32.0])  # every keypoint at the crop's centre
+    batch.person_labels.keypoints[..., :2] = torch.tensor([16.0, 32.0])  # every keypoint at the crop's centre
     size = pab.predict(backbone_features(model, batch))[0].shape[-2:]
     heatmap = pab.targets(batch, size)[0][0, 0]  # (h, w) of one keypoint
     scale = 64 / size[0]  # input pixels per output pixel: 1 (BoT-like) or 2 (TriNet-like)
@@ -216,7 +218,7 @@ def test_a_few_daaf_training_steps_on_synthetic_data_lower_the_loss(tiny_cfg):
     cfg.MODEL.DAAF.HAB.LOSS_WEIGHT = cfg.MODEL.DAAF.PAB.LOSS_WEIGHT = 1.0
     torch.manual_seed(0)
     batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
-    assert batch.has_label.all() and batch.masks.shape == (8, 64, 32)
+    assert batch.person_labels.has_label.all() and batch.person_labels.masks.shape == (8, 64, 32)
     model = build_model(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     history = []
@@ -284,7 +286,7 @@ def test_the_model_says_which_batch_fields_it_trains_on(overrides, expected):
 
 
 def test_a_registered_branch_that_does_not_say_what_it_reads_gets_every_person_label():
-    from daaf.data import PERSON_LABEL_FIELDS
+    from daaf.data import PersonLabels
     from daaf.modeling import ATTENTION_BRANCH_REGISTRY
 
     if "SilentBranch" not in ATTENTION_BRANCH_REGISTRY:
@@ -294,7 +296,7 @@ def test_a_registered_branch_that_does_not_say_what_it_reads_gets_every_person_l
             def __init__(self, cfg, backbone):
                 super().__init__()
 
-    assert model_input_fields(daaf_cfg("SilentBranch", "HAB")) == PERSON_LABEL_FIELDS
+    assert model_input_fields(daaf_cfg("SilentBranch", "HAB")) == PersonLabels.FIELDS
 
 
 def test_the_network_offers_what_tools_need_without_their_naming_a_branch():

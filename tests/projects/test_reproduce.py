@@ -5,6 +5,7 @@ writes what a finished run writes (tests/engine covers train_net itself)."""
 import json
 import os
 import shlex
+import subprocess
 
 import pytest
 
@@ -50,11 +51,11 @@ def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_d
     out = str(tmp_path / "reproduce")
     argv = ["--table", "4", "6", "--synthetic", "--seeds", "0", "1", "2", "--output-dir", out, "DATASETS.ROOT", synthetic_root]
     killed = FakeTrainNet(fail_at=5)
-    monkeypatch.setattr(reproduce.subprocess, "call", killed)
+    monkeypatch.setattr(subprocess, "call", killed)
     with pytest.raises(UserError, match=r"failed \(exit -9\); its log: .*/log.txt"):
         reproduce.main(reproduce.parser().parse_args(argv))
     resumed = FakeTrainNet()
-    monkeypatch.setattr(reproduce.subprocess, "call", resumed)
+    monkeypatch.setattr(subprocess, "call", resumed)
     assert reproduce.main(reproduce.parser().parse_args(argv)) == 0
     # 4 rows of Table 4 and 5 of Table 6, whose 6-group row is Table 4's HAB + PAB: 8 configs x 3 seeds
     runs = {shlex.join(c[c.index("OUTPUT_DIR") + 1 :]) for c in killed.commands[:4] + resumed.commands}
@@ -75,7 +76,7 @@ def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_d
     assert lines[0].startswith("table,experiment,test,metric,paper,seed0,seed1,seed2,mean,std") and len(lines) == 1 + 4 * 2
     # everything done: nothing runs again
     again = FakeTrainNet()
-    monkeypatch.setattr(reproduce.subprocess, "call", again)
+    monkeypatch.setattr(subprocess, "call", again)
     assert reproduce.main(reproduce.parser().parse_args(argv)) == 0 and again.commands == []
 
 
@@ -92,7 +93,7 @@ def test_dry_run_lists_the_commands_and_rows_that_share_a_config_share_its_run(r
 
 
 def test_a_missing_dataset_stops_it_before_anything_trains(reproduce, tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce.subprocess, "call", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("trained"))
     argv = ["--table", "4", "--synthetic", "--seeds", "0", "--output-dir", str(tmp_path), "DATASETS.ROOT", str(tmp_path / "none")]
     with pytest.raises(UserError, match=r"^SyntheticPersons: dataset folder not found: .*none/SyntheticPersons"):
         reproduce.main(reproduce.parser().parse_args(argv))
@@ -104,10 +105,10 @@ def test_a_missing_dataset_stops_it_before_anything_trains(reproduce, tmp_path, 
 def test_report_writes_the_table_of_the_runs_done_so_far_and_runs_nothing(reproduce, synthetic_root, tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "reproduce")
     argv = ["--table", "4", "--synthetic", "--seeds", "0", "1", "2", "--output-dir", out, "DATASETS.ROOT", synthetic_root]
-    monkeypatch.setattr(reproduce.subprocess, "call", FakeTrainNet(fail_at=5))  # base x 3 seeds and + HAB seed 0 finish
+    monkeypatch.setattr(subprocess, "call", FakeTrainNet(fail_at=5))  # base x 3 seeds and + HAB seed 0 finish
     with pytest.raises(UserError):
         reproduce.main(reproduce.parser().parse_args(argv))
-    monkeypatch.setattr(reproduce.subprocess, "call", lambda *a, **k: pytest.fail("--report ran something"))
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("--report ran something"))
     assert reproduce.main(reproduce.parser().parse_args(["--report", *argv])) == 0
     table = {e["experiment"]: e for e in json.load(open(os.path.join(out, "table4_synthetic.json")))}
     hab, pab = table["+ HAB"], table["+ PAB"]

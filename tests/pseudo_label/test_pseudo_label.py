@@ -20,8 +20,10 @@ from pycocotools.coco import COCO
 from daaf.data.person_labels import decode_mask, load_label_file, make_annotation, write_label_file
 from daaf.engine import launch
 from daaf.pseudo_label import box_iou, match_box, select_person
+from daaf.pseudo_label.labelling import label_records
 from daaf.pseudo_label.quality import compare_label_files
-from daaf.pseudo_label.runner import ensure_train_labels, label_records, pseudo_label_from_config
+from daaf.pseudo_label.runner import pseudo_label_from_config
+from daaf.pseudo_label.train_labels import ensure_train_labels
 from daaf.utils.errors import DatasetError, UserError
 
 import toy_components  # noqa: F401  (registers ToyPersonLabeler)
@@ -177,7 +179,7 @@ def test_partial_progress_of_other_labeler_settings_is_refused(tiny_cfg, tmp_pat
 
 
 def test_an_exception_inside_the_labeler_is_one_line_and_the_saved_progress_resumes(tiny_cfg, tmp_path, monkeypatch):
-    from daaf.pseudo_label.runner import labeling_targets
+    from daaf.pseudo_label.targets import labeling_targets
 
     extra = {"PSEUDO_LABEL.SPLITS": "['query']", "PSEUDO_LABEL.BATCH_SIZE": "1"}
     cfg = labelling_cfg(tiny_cfg, tmp_path / "labels", **extra)
@@ -352,7 +354,7 @@ def test_daaf_training_generates_missing_train_labels_first(tiny_cfg, tmp_path):
     from daaf.modeling import model_input_fields
 
     batch = next(iter(build_reid_train_loader(cfg, input_fields=model_input_fields(cfg))))
-    assert batch.masks.shape == (8, 64, 32) and batch.has_label.any()
+    assert batch.person_labels.masks.shape == (8, 64, 32) and batch.person_labels.has_label.any()
 
 
 # ---- judging a label file ----
@@ -411,7 +413,7 @@ def test_quality_check_against_ground_truth(synthetic_root, tmp_path, capsys):
 
 
 def test_labelling_speed_reads_as_images_per_second_or_seconds_per_image():
-    from daaf.pseudo_label.runner import format_speed, format_summary
+    from daaf.pseudo_label.summary import format_speed, format_summary
 
     assert format_speed(12.34) == "12.3 img/s" and format_speed(1 / 9.0) == "9.00 s/img" and format_speed(float("nan")) == "-"
     table = format_summary({"Market1501_train": {"images": 10, "labelled": 9, "images_per_s": 0.111}})

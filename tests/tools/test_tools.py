@@ -340,8 +340,8 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
     tool = load_tool("conv_shuffle", ANALYSIS)
     model = trained["model"].eval()
     batch = labelled_query_batch(trained["cfg"], 6)
-    assert batch.keypoints.shape == (6, 17, 3) and (batch.keypoints[..., 2] > 0).any()
-    matrix, maps = tool.conv_shuffle_matrix(model, batch.images, batch.keypoints)
+    assert batch.person_labels.keypoints.shape == (6, 17, 3) and (batch.person_labels.keypoints[..., 2] > 0).any()
+    matrix, maps = tool.conv_shuffle_matrix(model, batch.images, batch.person_labels.keypoints)
     assert matrix.shape == (6, 6) and np.all((matrix >= 0) & (matrix <= 1))
     with torch.no_grad():
         own = model.branches["PAB"].predict(model.backbone(model.preprocess_image(batch.images)))
@@ -386,7 +386,7 @@ def test_branch_outputs_picture(trained, tmp_path, capsys):
     from daaf.analysis.branch_outputs import format_pck, keypoint_pck
 
     batch = labelled_query_batch(trained["cfg"], 5)
-    expected = format_pck(keypoint_pck(trained["model"], batch.images, batch.keypoints), 0.1)
+    expected = format_pck(keypoint_pck(trained["model"], batch.images, batch.person_labels.keypoints), 0.1)
     assert capsys.readouterr().out.splitlines()[-1] == f"SyntheticPersons query (5 crops): {expected}"
     assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
     base = subprocess.run(

@@ -16,6 +16,8 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from ..person_labels.keypoints import NUM_KEYPOINTS
+
 __all__ = ["PersonRenderer", "sample_identity", "sample_camera"]
 
 PALETTE = np.array(
@@ -92,7 +94,7 @@ class PersonRenderer:
         arm_swing = -math.radians(22) * math.sin(phase) * (1.0 if side else 0.3)
         # person's left is at larger x when facing the camera, smaller x from the back
         lr = {"front": 1.0, "back": -1.0, "left": 1.0, "right": -1.0}[view]
-        k = np.zeros((17, 3))
+        k = np.zeros((NUM_KEYPOINTS, 3))
         head_c = np.array([cx + face_dir * 0.01 * ph, top + 0.065 * ph])
         r = 0.065 * ph
         k[0, :2] = head_c + [face_dir * 0.7 * r, 0.15 * r]

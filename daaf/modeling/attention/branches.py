@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from daaf.config import configurable
-from daaf.data.batch import ReIDBatch
+from daaf.data.batch import PersonLabels, ReIDBatch
 from daaf.utils.errors import ConfigError
 
 from .build import ATTENTION_BRANCH_REGISTRY, ChannelGroup, KeypointHeatmaps
@@ -39,12 +39,12 @@ def copy_stages_after(backbone, stage: str, key: str) -> nn.Sequential:
     return nn.Sequential(OrderedDict((n, copy.deepcopy(stages[n])) for n in names[names.index(stage) + 1 :]))
 
 
-def _person_labels(batch: ReIDBatch, field: str):
-    """(the batch's ``field``, its has_label (B,) bool); ConfigError when the batch lacks them."""
-    value = getattr(batch, field)
-    if value is None or batch.has_label is None:
+def _person_labels(batch: ReIDBatch, field: str) -> PersonLabels:
+    """The batch's person labels, which hold ``field``; ConfigError when the batch lacks them."""
+    labels = batch.person_labels
+    if labels is None or not labels.has(field):
         raise ConfigError(f"DAAF attention branches need person labels: the batch has no {field} (is DATASETS.LABELS_DIR right?)")
-    return value, batch.has_label.bool()
+    return labels
 
 
 @ATTENTION_BRANCH_REGISTRY.register(name="HAB")
@@ -57,8 +57,8 @@ class HumanAttentionBranch(nn.Module):
             stages, "copy"), or None to read the backbone's own final map ("shared").
         decoder, predictor: upsampling deconvs and the 1x1 conv to 1 map.
         loss_weight: lambda_h. reduction: "sum" (paper) or "mean" (released code).
-    forward(features, batch: ReIDBatch) -> {"loss_hab": scalar}; the batch needs masks (B, H, W)
-    and has_label (B,).
+    forward(features, batch: ReIDBatch) -> {"loss_hab": scalar}; the batch needs person labels
+    with masks.
     """
 
     @configurable
@@ -115,8 +115,8 @@ class HumanAttentionBranch(nn.Module):
 
     def forward(self, features: dict, batch: ReIDBatch) -> dict:
         pred = self.predict(features)
-        masks, has_label = _person_labels(batch, "masks")
-        loss = masked_squared_error(pred, resize_masks(masks, pred.shape[-2:]), has_label, self.reduction)
+        labels = _person_labels(batch, "masks")
+        loss = masked_squared_error(pred, resize_masks(labels.masks, pred.shape[-2:]), labels.has_label, self.reduction)
         return {"loss_hab": self.loss_weight * loss}
 
 
@@ -134,7 +134,7 @@ class PartAttentionBranch(nn.Module):
         target: "keypoints" or "part_image". sigma: heatmap std in input pixels (the same Gaussian
             on the image whatever the output stride of the base network).
     forward(features, batch: ReIDBatch) -> {"loss_pab": scalar}; the batch needs images
-    (B, 3, H, W) and, for keypoint targets, keypoints (B, 17, 3) and has_label (B,).
+    (B, 3, H, W) and, for keypoint targets, person labels with keypoints.
     """
 
     @configurable
@@ -260,7 +260,7 @@ class PartAttentionBranch(nn.Module):
         if self.target == "keypoints":
             input_size = batch.images.shape[-2:]
             sigma = self.sigma * output_size[0] / input_size[0]  # input pixels -> output pixels
-            keypoints, _ = _person_labels(batch, "keypoints")
+            keypoints = _person_labels(batch, "keypoints").keypoints
             heatmaps = keypoint_heatmaps(keypoints, input_size, output_size, sigma)
             return [heatmaps[:, g] for g in self.groups]
         stripes = part_image_targets(batch.images, len(self.groups), output_size)
@@ -270,7 +270,7 @@ class PartAttentionBranch(nn.Module):
         preds = self.predict(features)
         targets = self.targets(batch, preds[0].shape[-2:])
         if self.target == "keypoints":
-            _, keep = _person_labels(batch, "keypoints")
+            keep = _person_labels(batch, "keypoints").has_label
             num_maps = sum(len(g) for g in self.groups)  # K in Eq. 4
         else:  # the image itself is the target: every crop has one
             keep = torch.ones(len(preds[0]), dtype=torch.bool, device=preds[0].device)

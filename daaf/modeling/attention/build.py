@@ -6,7 +6,7 @@ from typing import List, NamedTuple
 import torch
 from torch import nn
 
-from daaf.data.batch import PERSON_LABEL_FIELDS
+from daaf.data.batch import PersonLabels
 from daaf.utils.errors import ConfigError
 from daaf.utils.registry import Registry, get_from_registry
 
@@ -67,5 +67,5 @@ def attention_branch_input_fields(cfg) -> frozenset:
     for name in _branch_names(cfg):
         branch = get_from_registry(ATTENTION_BRANCH_REGISTRY, name, "MODEL.DAAF.BRANCHES")
         input_fields = getattr(branch, "input_fields", None)
-        fields |= set(input_fields(cfg)) if input_fields is not None else PERSON_LABEL_FIELDS
+        fields |= set(input_fields(cfg)) if input_fields is not None else PersonLabels.FIELDS
     return frozenset(fields)

@@ -10,7 +10,7 @@ META_ARCH_REGISTRY.__doc__ = """
 Whole models by MODEL.META_ARCHITECTURE: ``cls(cfg)`` -> nn.Module. In training,
 forward(batch: ReIDBatch) returns a dict of named scalar losses; in eval, the embeddings (B, D).
 A classmethod ``input_fields(cfg)`` names the batch fields it trains on beyond images, pids and
-camids (``daaf.data.PERSON_LABEL_FIELDS``: "masks", "keypoints"); the loader serves those.
+camids (``daaf.data.PersonLabels.FIELDS``: "masks", "keypoints"); the loader serves those.
 """
 
 

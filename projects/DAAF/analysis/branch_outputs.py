@@ -32,7 +32,7 @@ def main(args):
     print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
     if args.pck is not None:
         batch = labelled_query_batch(cfg, args.pck)
-        pck = keypoint_pck(model, batch.images, batch.keypoints, args.alpha)
+        pck = keypoint_pck(model, batch.images, batch.person_labels.keypoints, args.alpha)
         print(f"{cfg.DATASETS.TEST[0]} query ({len(batch.images)} crops): {format_pck(pck, args.alpha)}")
 
 

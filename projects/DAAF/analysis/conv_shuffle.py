@@ -87,7 +87,7 @@ def main(args):
     cfg = inference_config(args.config_file, args.opts)
     model = load_inference_model(cfg, keep_branches=True)
     batch = labelled_query_batch(cfg, args.num_images)
-    matrix, maps = conv_shuffle_matrix(model, batch.images, batch.keypoints, args.alpha)
+    matrix, maps = conv_shuffle_matrix(model, batch.images, batch.person_labels.keypoints, args.alpha)
     os.makedirs(args.output_dir, exist_ok=True)
     names = _shuffle_branch(model).group_names
     plot_matrix(matrix, os.path.join(args.output_dir, "conv_shuffle_matrix.png"), names)

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from daaf.config import get_cfg
-from daaf.data import ReIDBatch
+from daaf.data import PersonLabels, ReIDBatch
+from daaf.data.person_labels import NUM_KEYPOINTS
 from daaf.modeling import build_model, count_parameters, strip_branches
 from daaf.utils.fvcore_compat import FlopCountAnalysis
 
@@ -60,16 +61,16 @@ def make_cfg(depth, size, overrides):
 
 def fake_batch(n, size):
     h, w = size
-    keypoints = torch.rand(n, 17, 3) * torch.tensor([w, h, 1.0])
+    keypoints = torch.rand(n, NUM_KEYPOINTS, 3) * torch.tensor([w, h, 1.0])
     keypoints[..., 2] = 2
     return ReIDBatch(
         images=torch.randint(0, 255, (n, 3, h, w), dtype=torch.uint8),
         pids=torch.arange(n // 4).repeat_interleave(4),
         camids=torch.zeros(n, dtype=torch.int64),
         file_names=[""] * n,
-        masks=torch.randint(0, 2, (n, h, w), dtype=torch.uint8),
-        keypoints=keypoints,
-        has_label=torch.ones(n, dtype=torch.bool),
+        person_labels=PersonLabels(
+            has_label=torch.ones(n, dtype=torch.bool), masks=torch.randint(0, 2, (n, h, w), dtype=torch.uint8), keypoints=keypoints
+        ),
     )
 
 

@@ -1,5 +1,4 @@
-"""Person labels: the label-file format, its keypoint names, skeleton and left/right flip, and
-attaching labels to dataset records.
+"""The person-label file: its format, writing it atomically, reading and validating it.
 
 One file per dataset split (``<labels dir>/<Dataset>_{train,query,gallery}.json``), COCO JSON, so
 pycocotools' ``COCO(path)`` loads it; pseudo-labels (the labelers of ``daaf.pseudo_label``) and
@@ -24,76 +23,24 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from daaf import __version__
 from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import PathManager, atomic_write
 
-from .datasets import resolve_datasets_root
+from ..datasets import resolve_datasets_root
+from .keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_KEYPOINTS, parse_keypoints
+from .rle import check_rle, encode_mask
 
-__all__ = [
-    "COCO_KEYPOINT_NAMES",
-    "COCO_SKELETON",
-    "COCO_KEYPOINT_FLIP_MAP",
-    "KEYPOINT_FLIP_INDICES",
-    "NUM_KEYPOINTS",
-    "encode_mask",
-    "decode_mask",
-    "make_annotation",
-    "write_label_file",
-    "load_label_file",
-    "label_file_path",
-    "resolve_labels_dir",
-    "person_label",
-    "attach_labels",
-]
-
-COCO_KEYPOINT_NAMES = [
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-]  # fmt: skip
-# 1-based pairs, as in the COCO annotation files.
-COCO_SKELETON = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
-    [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-]  # fmt: skip
-COCO_KEYPOINT_FLIP_MAP = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
-NUM_KEYPOINTS = len(COCO_KEYPOINT_NAMES)
-
-
-def _flip_indices() -> np.ndarray:
-    indices = list(range(17))
-    for a, b in COCO_KEYPOINT_FLIP_MAP:
-        indices[a], indices[b] = b, a
-    return np.asarray(indices, dtype=np.intp)
-
-
-# keypoints[:, KEYPOINT_FLIP_INDICES] relabels left <-> right after a horizontal flip.
-KEYPOINT_FLIP_INDICES = _flip_indices()
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """(H, W) bool/uint8 mask -> COCO compressed RLE {"size": [h, w], "counts": str}."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
-def decode_mask(rle: dict) -> np.ndarray:
-    """COCO RLE (compressed str/bytes counts) -> (H, W) uint8 mask of 0/1."""
-    counts = rle["counts"]
-    rle = {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return np.ascontiguousarray(mask_utils.decode(rle))
+__all__ = ["make_annotation", "write_label_file", "load_label_file", "label_file_path", "resolve_labels_dir"]
 
 
 def make_annotation(mask: np.ndarray, keypoints: np.ndarray, keypoint_scores=None, score: float = 1.0, box=None) -> dict:
-    """Build one person annotation (without ids) from a (H, W) mask and (17, 3) [x, y, v] keypoints.
+    """Build one person annotation (without ids) from a (H, W) mask and (NUM_KEYPOINTS, 3) [x, y, v] keypoints.
 
     ``box``: the detection's [x0, y0, x1, y1]; None takes the mask's bounding box (ground truth).
     """
-    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
     ys, xs = np.nonzero(mask)
     if box is not None:
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -156,16 +103,19 @@ def write_label_file(
 
 
 def load_label_file(path: str) -> Dict[str, Optional[dict]]:
-    """Read a label file -> {file_name: annotation or None (image listed, nobody found)}.
+    """Read and validate a label file -> {file_name: annotation or None (image listed, nobody found)}.
 
-    Raises DatasetError (one line naming the file) when it is missing, not JSON, or malformed.
+    Every entry is checked before any is used: the structure and its types, a compressed RLE mask
+    of the image's listed size whose runs cover it exactly, 17 finite keypoints with visibility in
+    {0, 1, 2}. A DatasetError names the file, the first bad entry (its file name, else its id) and
+    the field, in one line.
     """
     if not PathManager.isfile(path):
         raise DatasetError(f"label file not found: {path}")
     try:
         with PathManager.open(path, "r") as f:
             content = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: not a valid JSON label file ({e})") from None
     if not isinstance(content, dict):
         raise DatasetError(
@@ -174,22 +124,54 @@ def load_label_file(path: str) -> Dict[str, Optional[dict]]:
     for key in ("images", "annotations"):
         if not isinstance(content.get(key), list):
             raise DatasetError(f"{path}: expected a COCO label file with an '{key}' list")
-    by_id = {}
-    for image in content["images"]:
-        if "id" not in image or "file_name" not in image:
-            raise DatasetError(f"{path}: every entry of 'images' needs 'id' and 'file_name', got {image}")
-        by_id[image["id"]] = image["file_name"]
-    result = {name: None for name in by_id.values()}
-    for ann in content["annotations"]:
-        name = by_id.get(ann.get("image_id"))
-        if name is None:
-            raise DatasetError(f"{path}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}")
-        if len(ann.get("keypoints", [])) != 51 or "segmentation" not in ann:
-            raise DatasetError(f"{path}: annotation {ann.get('id')} needs 'segmentation' and 51 keypoint values")
+    images = {}
+    for index, image in enumerate(content["images"]):
+        images.update(_checked_image(path, index, image, images))
+    result = {image["file_name"]: None for image in images.values()}
+    for index, ann in enumerate(content["annotations"]):
+        image = images.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        if image is None:
+            where = f"annotation {ann.get('id')}" if isinstance(ann, dict) else f"annotations[{index}]"
+            found = ann.get("image_id") if isinstance(ann, dict) else type(ann).__name__
+            raise DatasetError(f"{path}: {where}: image_id {found!r} is not the id of an entry of 'images'")
+        name = image["file_name"]
         if result[name] is not None:
-            raise DatasetError(f"{path}: image {name} has more than one person annotation")
+            raise DatasetError(f"{path}: image {name}: more than one person annotation")
+        _check_annotation(path, name, ann, (image["height"], image["width"]))
         result[name] = ann
     return result
+
+
+def _checked_image(path: str, index: int, image, seen: dict) -> dict:
+    """{id: image} for one entry of 'images', checked (DatasetError naming it and the field)."""
+    if not isinstance(image, dict):
+        raise DatasetError(f"{path}: images[{index}]: expected an object with id, file_name, height, width, got {type(image).__name__}")
+    where = f"images[{index}] ({image['file_name']})" if isinstance(image.get("file_name"), str) else f"images[{index}]"
+    if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+        raise DatasetError(f"{path}: {where}: file_name: expected a non-empty string, got {image.get('file_name')!r}")
+    for field in ("id", "height", "width"):
+        value = image.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or (field != "id" and value <= 0):
+            expected = "an integer" if field == "id" else "a positive integer"
+            raise DatasetError(f"{path}: {where}: {field}: expected {expected}, got {value!r}")
+    if image["id"] in seen:
+        raise DatasetError(f"{path}: {where}: id {image['id']} is also the id of {seen[image['id']]['file_name']}")
+    return {image["id"]: image}
+
+
+def _check_annotation(path: str, name: str, ann: dict, image_size: tuple) -> None:
+    """DatasetError naming the file, the image and the field of the first problem of ``ann``."""
+    for field, check in (("segmentation", check_rle), ("keypoints", parse_keypoints)):
+        if field not in ann:
+            raise DatasetError(f"{path}: image {name}: the annotation has no '{field}'")
+        try:
+            value = check(ann[field])
+        except ValueError as e:
+            raise DatasetError(f"{path}: image {name}: {field}: {e}") from None
+        if field == "segmentation" and value != image_size:
+            raise DatasetError(
+                f"{path}: image {name}: segmentation: mask size {list(value)} differs from the image's [height, width] {list(image_size)}"
+            )
 
 
 def label_file_path(labels_dir: str, dataset_name: str, split: str) -> str:
@@ -202,38 +184,3 @@ def resolve_labels_dir(cfg) -> str:
     <datasets root>/LABELS_DIR when it is relative (as dataset folders are), else LABELS_DIR."""
     # os.path.join keeps an absolute LABELS_DIR as it is
     return os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), cfg.DATASETS.LABELS_DIR or "daaf_labels")
-
-
-def person_label(annotation: Optional[dict]) -> Optional[dict]:
-    """A label-file annotation in the form a dataset record keeps: {"segmentation": the COCO RLE
-    with bytes counts, ready for :func:`decode_mask`, "keypoints": (17, 3) float32 [x, y, v]}
-    (a few hundred bytes per crop); None (the labeler found nobody) stays None."""
-    if annotation is None:
-        return None
-    rle = annotation["segmentation"]
-    counts = rle["counts"]
-    return {
-        "segmentation": {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts},
-        "keypoints": np.asarray(annotation["keypoints"], dtype=np.float32).reshape(NUM_KEYPOINTS, 3),
-    }
-
-
-def attach_labels(records: List[dict], label_file: str) -> None:
-    """Give each record (with "relpath") its person label from ``label_file`` as
-    record["person_label"] (see :func:`person_label`; None where the labeler found nobody).
-
-    Raises DatasetError saying how many records have no entry, listing the first few.
-    """
-    if not PathManager.isfile(label_file):
-        raise DatasetError(
-            f"label file not found: {label_file}; make it with: python tools/train_net.py --config-file <your config> --pseudo-label"
-        )
-    labels = load_label_file(label_file)
-    missing = [r["relpath"] for r in records if r["relpath"] not in labels]
-    if missing:
-        raise DatasetError(
-            f"{label_file} lacks entries for {len(missing)} of {len(records)} images, e.g. {missing[:3]}; "
-            "re-run the labeler (tools/train_net.py --pseudo-label)"
-        )
-    for r in records:
-        r["person_label"] = person_label(labels[r["relpath"]])
