@@ -52,35 +52,25 @@ def _encode_tensor(name: str, tensor: torch.Tensor):
     return tensor
 
 
-def _encode_fields(obj):
-    """A ReIDBatch or PersonLabels with its tensors (also those of its labels) in their cheapest form."""
-    encoded = {}
+def _map_fields(obj, convert, kinds):
+    """``obj`` (a ReIDBatch or PersonLabels) with ``convert(name, value)`` in place of each field
+    value of one of ``kinds``, its PersonLabels' fields included."""
+    changed = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if isinstance(value, PersonLabels):
-            encoded[f.name] = _encode_fields(value)
-        elif isinstance(value, torch.Tensor):
-            encoded[f.name] = _encode_tensor(f.name, value)
-    return dataclasses.replace(obj, **encoded)
-
-
-def _decode_fields(obj):
-    decoded = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, PersonLabels):
-            decoded[f.name] = _decode_fields(value)
-        elif isinstance(value, (_InlineArray, _PackedBits)):
-            decoded[f.name] = value.decode()
-    return dataclasses.replace(obj, **decoded) if decoded else obj
+            changed[f.name] = _map_fields(value, convert, kinds)
+        elif isinstance(value, kinds):
+            changed[f.name] = convert(f.name, value)
+    return dataclasses.replace(obj, **changed) if changed else obj
 
 
 def encode(batch):
     """In a worker: ``batch`` with its tensors in their cheapest form to send (anything that is
     not a ReIDBatch is returned as it is)."""
-    return _encode_fields(batch) if isinstance(batch, ReIDBatch) else batch
+    return _map_fields(batch, _encode_tensor, torch.Tensor) if isinstance(batch, ReIDBatch) else batch
 
 
 def decode(batch):
     """In the main process: the batch :func:`encode` was given."""
-    return _decode_fields(batch) if isinstance(batch, ReIDBatch) else batch
+    return _map_fields(batch, lambda _, value: value.decode(), (_InlineArray, _PackedBits)) if isinstance(batch, ReIDBatch) else batch
