@@ -45,10 +45,17 @@ def test_the_readme_registry_example_builds_trains_and_embeds(tmp_path):
             embedding = model(batch)
             fmap = model.backbone(model.preprocess_image(batch))[model.head_in_feature].clamp(min=1e-6)
             gem = fmap.pow(4.0).mean(dim=(2, 3)).pow(0.25)
+        try:
+            build_config("my_config.yaml", ["MODEL.GEM_HEAD.P", "0.5"])
+        except ValueError as e:
+            refused = str(e)
         print(type(model.heads).__name__, model.heads.p, sorted(losses), tuple(embedding.shape),
               torch.allclose(embedding, gem, rtol=1e-4, atol=1e-5))
+        print(refused)
         """
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["GeMHead", "4.0", "['loss_center',", "'loss_cls',", "'loss_triplet']", "(8,", "512)", "True"]
+    first, refused = proc.stdout.splitlines()[:2]
+    assert first.split() == ["GeMHead", "4.0", "['loss_center',", "'loss_cls',", "'loss_triplet']", "(8,", "512)", "True"]
+    assert refused == "MODEL.GEM_HEAD.P: 0.5 is not allowed; expected a number >= 1"

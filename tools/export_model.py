@@ -17,7 +17,14 @@ import json
 import os
 import sys
 
-from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.engine import (
+    finite_float,
+    inference_argument_parser,
+    inference_config,
+    load_inference_model,
+    positive_int,
+    run_reporting_user_errors,
+)
 from daaf.engine.export import (
     ONNX_OPSETS,
     ExportableReID,
@@ -120,8 +127,8 @@ def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--output", default="exported", help="folder for model.onnx, model.ts and export.json")
     p.add_argument("--format", nargs="+", choices=sorted(EXPORTERS), default=["onnx", "torchscript"])
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--opset", type=positive_int, default=17)
+    p.add_argument("--tolerance", type=finite_float, default=1e-4)
     p.add_argument("--no-check", action="store_true", help="skip the check against PyTorch")
     return p
 

@@ -10,7 +10,14 @@ import sys
 
 import numpy as np
 
-from daaf.engine import check_output_file, image_features, inference_argument_parser, inference_config, run_reporting_user_errors
+from daaf.engine import (
+    check_output_file,
+    image_features,
+    inference_argument_parser,
+    inference_config,
+    non_negative_int,
+    run_reporting_user_errors,
+)
 from daaf.utils.file_io import atomic_write
 
 
@@ -27,7 +34,7 @@ def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--input", nargs="+", required=True, help="folders (searched recursively), globs or image files")
     p.add_argument("--output", default="features.npz", help="the .npz to write (default: features.npz)")
-    p.add_argument("--workers", type=int, default=2, help="image-reading processes")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="image-reading processes")
     return p
 
 

@@ -4,6 +4,7 @@ from typing import List, Optional, Sequence
 
 from daaf.utils.errors import ConfigError
 
+from .checks import check_config_values
 from .config import CfgNode, config_file_chain, get_cfg
 from .imports import import_user_modules
 
@@ -39,7 +40,8 @@ def build_config(config_file: Optional[str] = None, opts: Sequence[str] = (), fr
 
     ``IMPORTS`` of the result lists the modules of the whole chain and the command line, so that a
     dumped config.yaml reads back on its own. A ConfigError names the key and the file (or the
-    command line) of anything that does not fit. Frozen unless ``freeze`` is False.
+    command line) of anything that does not fit, or the key, the value and what is allowed for a
+    value outside its declared range or choices (:mod:`daaf.config.checks`). Frozen unless ``freeze`` is False.
     """
     opts = list(opts or [])
     if len(opts) % 2:
@@ -51,6 +53,7 @@ def build_config(config_file: Optional[str] = None, opts: Sequence[str] = (), fr
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(opts)
     cfg.IMPORTS = imports
+    check_config_values(cfg)
     if freeze:
         cfg.freeze()
     return cfg

@@ -6,6 +6,7 @@ branches in :mod:`daaf.modeling.attention.config`, the detectron2 labeler in
 Sizes are (height, width). Pixel statistics are in 0-255 RGB, as detectron2's are in 0-255.
 """
 
+from .checks import ListOf, Matches, OneOf, OrNone, Range, declare_value_checks
 from .config import CfgNode as CN
 
 _C = CN()
@@ -231,3 +232,88 @@ _C.SEED = -1
 _C.CUDNN_BENCHMARK = False
 # Iterations between writes of console / metrics.json / TensorBoard.
 _C.LOG_PERIOD = 20
+
+# ---------------------------------------------------------------------------------------------
+# What each numeric or enumerated key allows, checked when a config is built (daaf.config.checks)
+# ---------------------------------------------------------------------------------------------
+_COUNT = Range(1, integer=True)  # a positive count: iterations, images, channels
+_NON_NEGATIVE_INT = Range(0, integer=True)
+_PROBABILITY = Range(0, 1)
+_WEIGHT = Range(0)
+_SIZE = ListOf(_COUNT, lengths=(2,))
+_DEVICE = Matches(r"cpu|cuda(:\d+)?|mps", "'cpu', 'cuda' or 'cuda:<index>'")
+
+declare_value_checks(
+    {
+        "VERSION": OneOf(1),
+        "MODEL.DEVICE": _DEVICE,
+        "MODEL.PIXEL_MEAN": ListOf(Range(), lengths=(3,)),
+        "MODEL.PIXEL_STD": ListOf(Range(0, low_open=True), lengths=(3,)),
+        "MODEL.BACKBONE.DEPTH": OneOf(18, 34, 50, 101, 152),
+        "MODEL.BACKBONE.LAST_STRIDE": OneOf(1, 2),
+        "MODEL.HEADS.NUM_CLASSES": _NON_NEGATIVE_INT,
+        "MODEL.HEADS.MID_DIM": _COUNT,
+        "MODEL.HEADS.EMBEDDING_DIM": _COUNT,
+        "MODEL.HEADS.NECK_FEAT": OneOf("before", "after"),
+        "MODEL.LOSSES.TRI.MARGIN": Range(0),
+        "MODEL.LOSSES.TRI.WEIGHT": _WEIGHT,
+        "MODEL.LOSSES.CE.EPSILON": Range(0, 1, high_open=True),
+        "MODEL.LOSSES.CE.WEIGHT": _WEIGHT,
+        "MODEL.LOSSES.CENTER.WEIGHT": _WEIGHT,
+        "INPUT.FORMAT": OneOf("RGB", "BGR"),
+        "INPUT.SIZE_TRAIN": _SIZE,
+        "INPUT.SIZE_TEST": _SIZE,
+        "INPUT.CROP_FROM": ListOf(_COUNT, lengths=(0, 2)),
+        "INPUT.FLIP.PROB": _PROBABILITY,
+        "INPUT.PADDING.SIZE": _NON_NEGATIVE_INT,
+        "INPUT.REA.PROB": _PROBABILITY,
+        "INPUT.REA.AREA": ListOf(Range(0, 1, low_open=True), lengths=(2,)),
+        "INPUT.REA.ASPECT": Range(0, low_open=True),
+        "DATALOADER.NUM_WORKERS": _NON_NEGATIVE_INT,
+        "DATALOADER.NUM_INSTANCE": _COUNT,
+        "SOLVER.SCHEDULE_UNIT": OneOf("iteration", "epoch"),
+        "SOLVER.MAX_ITER": _COUNT,
+        "SOLVER.BASE_LR": Range(0, low_open=True),
+        "SOLVER.BIAS_LR_FACTOR": Range(0),
+        "SOLVER.MOMENTUM": Range(0, 1, high_open=True),
+        "SOLVER.WEIGHT_DECAY": Range(0),
+        "SOLVER.WEIGHT_DECAY_BIAS": OrNone(Range(0)),
+        "SOLVER.ADAM_BETAS": ListOf(Range(0, 1, high_open=True), lengths=(2,)),
+        "SOLVER.ADAM_EPS": Range(0, low_open=True),
+        "SOLVER.GAMMA": Range(0, low_open=True),
+        "SOLVER.STEPS": ListOf(_NON_NEGATIVE_INT),
+        "SOLVER.WARMUP_FACTOR": Range(0, 1, low_open=True),
+        "SOLVER.WARMUP_ITERS": _NON_NEGATIVE_INT,
+        "SOLVER.WARMUP_METHOD": OneOf("linear", "constant"),
+        "SOLVER.DECAY_START": _NON_NEGATIVE_INT,
+        "SOLVER.DECAY_FACTOR": Range(0, 1, low_open=True),
+        "SOLVER.CENTER_LR": Range(0, low_open=True),
+        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": OneOf("norm", "value"),
+        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": Range(0, low_open=True),
+        "SOLVER.CLIP_GRADIENTS.NORM_TYPE": Range(0, low_open=True, allow_inf=True),
+        "SOLVER.IMS_PER_BATCH": _COUNT,
+        "SOLVER.CHECKPOINT_PERIOD": _COUNT,
+        "SOLVER.MAX_TO_KEEP": _NON_NEGATIVE_INT,
+        "TEST.EVAL_PERIOD": _NON_NEGATIVE_INT,
+        "TEST.IMS_PER_BATCH": _COUNT,
+        "TEST.METRIC": OneOf("cosine", "euclidean"),
+        "TEST.MAX_RANK": _COUNT,
+        "TEST.CHUNK_SIZE": _COUNT,
+        "TEST.RERANK.K1": _COUNT,
+        "TEST.RERANK.K2": _COUNT,
+        "TEST.RERANK.LAMBDA": _PROBABILITY,
+        "TEST.PRECISE_BN.NUM_ITER": _COUNT,
+        "PSEUDO_LABEL.SPLITS": ListOf(OneOf("train", "query", "gallery")),
+        "PSEUDO_LABEL.BATCH_SIZE": _COUNT,
+        "PSEUDO_LABEL.DEVICE": Matches(r"|cpu|cuda(:\d+)?|mps", "'' (MODEL.DEVICE), 'cpu', 'cuda' or 'cuda:<index>'"),
+        "PSEUDO_LABEL.MIN_SIZE_TEST": _COUNT,
+        "PSEUDO_LABEL.MAX_SIZE_TEST": _COUNT,
+        "PSEUDO_LABEL.DETECTION_THRESH": _PROBABILITY,
+        "PSEUDO_LABEL.KEYPOINT_THRESH": Range(),
+        "PSEUDO_LABEL.DETECTIONS_PER_IMAGE": _COUNT,
+        "PSEUDO_LABEL.PROPOSALS_PER_IMAGE": _COUNT,
+        "PSEUDO_LABEL.MASK_MATCH_IOU": _PROBABILITY,
+        "SEED": Range(integer=True),
+        "LOG_PERIOD": _COUNT,
+    }
+)

@@ -15,6 +15,7 @@ heads), with one difference: here a component registers its function once, with
 A module outside the package is found through the config's ``IMPORTS`` (the YAML file, its
 ``_BASE_`` chain or the command line), which :func:`daaf.config.build_config` imports before it
 merges any YAML. An extension adds keys; it may not change or remove a key that is already there.
+What its keys allow is declared beside it with :func:`daaf.config.checks.declare_value_checks`.
 """
 
 from typing import Callable, Dict, List

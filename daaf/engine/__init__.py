@@ -1,4 +1,4 @@
-from .arguments import check_output_file, default_argument_parser, inference_argument_parser, positive_int
+from .arguments import check_output_file, default_argument_parser, finite_float, inference_argument_parser, non_negative_int, positive_int
 from .defaults import DefaultTrainer, create_ddp_model, default_setup, default_writers, inference_config
 from .hooks import *  # noqa: F401,F403
 from .inference_model import image_features, load_inference_model

@@ -16,6 +16,8 @@ __all__ = [
     "InferenceArgumentParser",
     "inference_argument_parser",
     "positive_int",
+    "non_negative_int",
+    "finite_float",
     "check_output_file",
 ]
 
@@ -43,7 +45,7 @@ Run on several machines:
 """,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument("--config-file", default="", metavar="FILE", help="the YAML config of the run")
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -55,9 +57,11 @@ Run on several machines:
         action="store_true",
         help="only label every image of the configured datasets with PSEUDO_LABEL.NAME (person mask + 17 keypoints)",
     )
-    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (CPU processes with gloo when there is no CUDA)")
-    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
-    parser.add_argument("--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)")
+    parser.add_argument(
+        "--num-gpus", type=positive_int, default=1, help="processes per machine (CPU processes with gloo when there is no CUDA)"
+    )
+    parser.add_argument("--num-machines", type=positive_int, default=1, help="how many machines the job runs on")
+    parser.add_argument("--machine-rank", type=non_negative_int, default=0, help="this machine's index, 0 to --num-machines - 1")
     # A port derived from the user id, so several users on one machine rarely collide.
     port = 2**15 + 2**14 + hash(os.getuid() if sys.platform != "win32" else 1) % 2**14
     parser.add_argument(
@@ -97,14 +101,34 @@ class InferenceArgumentParser(argparse.ArgumentParser):
         return parsed
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the flag in its one-line error)."""
+def _int_at_least(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the flag in its one-line error)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
     return value
 
 

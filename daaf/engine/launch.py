@@ -144,6 +144,12 @@ def launch_cli(main_func, args) -> int:
     exit code is 2 (no traceback). A process that dies otherwise (a signal, a crash) is named in
     one line with its rank and signal or exit code; the others are stopped, and the exit code is
     128 + the signal's number (as a shell reports it) or the process's own. Returns the exit code."""
+    if not 0 <= args.machine_rank < args.num_machines:
+        print(
+            f"error: --machine-rank {args.machine_rank}: expected 0 to {args.num_machines - 1} (--num-machines {args.num_machines})",
+            file=sys.stderr,
+        )
+        return 2
     try:
         launch(
             functools.partial(run_reporting_user_errors, main_func),

@@ -30,7 +30,7 @@ from reproduction.plan import Plan
 from reproduction.runs import train_and_evaluate
 from reproduction.tables import table_results, write_outputs
 
-from daaf.engine import run_reporting_user_errors
+from daaf.engine import non_negative_int, positive_int, run_reporting_user_errors
 
 
 def main(args) -> int:
@@ -60,9 +60,9 @@ def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", required=True, choices=["2", "3", "4", "5", "6", "7", "occlusion", "all"])
     p.add_argument("--dataset", nargs="*", default=[], choices=list(TABLE2_DATASETS), help="Table 2: only these test sets")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0, 1, 2])
     p.add_argument("--synthetic", action="store_true", help="Tables 4-7 on the synthetic persons (CPU-sized)")
-    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--num-gpus", type=positive_int, default=1)
     p.add_argument("--output-dir", default="output/reproduce")
     p.add_argument("--dry-run", action="store_true", help="list the commands, run nothing")
     p.add_argument("--report", action="store_true", help="write the tables from the runs done so far, run nothing")

@@ -206,6 +206,42 @@ CASES = {
         ]
         for value in ("0", "-3", "two")
     },
+    **{
+        f"train_net {flag} {value}": (
+            "train_net",
+            lambda f, flag=flag, value=value: train_net(f, flag, value),
+            lambda f, line, flag=flag, value=value, what=what: line == f"argument {flag}: expected {what}, got '{value}'",
+        )
+        for flag, value, what in [
+            ("--num-gpus", "0", "a positive integer"),
+            ("--num-gpus", "-1", "a positive integer"),
+            ("--num-machines", "0", "a positive integer"),
+            ("--machine-rank", "-1", "an integer >= 0"),
+        ]
+    },
+    "train_net --machine-rank beyond --num-machines": (
+        "train_net",
+        lambda f: train_net(f, "--num-machines", "2", "--machine-rank", "2"),
+        lambda f, line: line == "--machine-rank 2: expected 0 to 1 (--num-machines 2)",
+    ),
+    "extract_features --workers -1": (
+        "extract_features",
+        lambda f: ["--config-file", f["base"], "--input", "x.jpg", "--output", "x.npz", "--workers", "-1"],
+        lambda f, line: line == "argument --workers: expected an integer >= 0, got '-1'",
+    ),
+    **{
+        f"train_net {key} {value}": (
+            "train_net",
+            lambda f, key=key, value=value: train_net(f, key, value),
+            lambda f, line, message=message: line == message,
+        )
+        for key, value, message in [
+            ("SOLVER.MAX_ITER", "0", "SOLVER.MAX_ITER: 0 is not allowed; expected an integer >= 1"),
+            ("SOLVER.MAX_ITER", "-5", "SOLVER.MAX_ITER: -5 is not allowed; expected an integer >= 1"),
+            ("DATALOADER.NUM_WORKERS", "-1", "DATALOADER.NUM_WORKERS: -1 is not allowed; expected an integer >= 0"),
+            ("INPUT.SIZE_TRAIN", "(0, 0)", "INPUT.SIZE_TRAIN: [0, 0] is not allowed; expected a list of 2 values, each an integer >= 1"),
+        ]
+    },
     "ranked list of inconsistent arrays": (
         "visualize_ranked_list",
         lambda f: ["--ranks", f["ranks"], "--output", f["folder"] + "/r.png"],

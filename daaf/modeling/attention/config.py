@@ -4,6 +4,9 @@ config extension (:mod:`daaf.config.extensions`), as a third-party branch adds i
 
 from daaf.config import CfgNode as CN
 from daaf.config import config_extension
+from daaf.config.checks import OneOf, Range, declare_value_checks
+
+from .keypoint_groups import KEYPOINT_GROUP_SCHEMES
 
 __all__ = ["add_daaf_config"]
 
@@ -45,3 +48,22 @@ def add_daaf_config(cfg) -> None:
     cfg.MODEL.DAAF.DECODER.KERNEL_SIZE = 3
     cfg.MODEL.DAAF.DECODER.NORM = "BN"
     cfg.MODEL.DAAF.DECODER.ACTIVATION = "sigmoid"
+
+
+declare_value_checks(
+    {
+        "MODEL.DAAF.HAB.ENCODER": OneOf("copy", "shared"),
+        "MODEL.DAAF.HAB.LOSS_WEIGHT": Range(0),
+        "MODEL.DAAF.HAB.LOSS_REDUCTION": OneOf("sum", "mean"),
+        "MODEL.DAAF.PAB.GROUPS": OneOf(*KEYPOINT_GROUP_SCHEMES),
+        "MODEL.DAAF.PAB.TARGET": OneOf("keypoints", "part_image"),
+        "MODEL.DAAF.PAB.SIGMA": Range(0, low_open=True),
+        "MODEL.DAAF.PAB.LOSS_WEIGHT": Range(0),
+        "MODEL.DAAF.PAB.LOSS_REDUCTION": OneOf("sum", "mean"),
+        "MODEL.DAAF.DECODER.NUM_DECONVS": Range(0, integer=True),
+        "MODEL.DAAF.DECODER.CHANNELS": Range(1, integer=True),
+        "MODEL.DAAF.DECODER.KERNEL_SIZE": Range(1, integer=True),
+        "MODEL.DAAF.DECODER.NORM": OneOf("BN", ""),
+        "MODEL.DAAF.DECODER.ACTIVATION": OneOf("sigmoid", ""),
+    }
+)

@@ -15,7 +15,15 @@ import sys
 from daaf.analysis.attention_maps import draw_attention_grid
 from daaf.analysis.branch_outputs import PCK_ALPHA, branch_predictions, format_pck, keypoint_pck, labelled_query_batch
 from daaf.data.image_list import list_image_files, read_test_images
-from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.engine import (
+    finite_float,
+    inference_argument_parser,
+    inference_config,
+    load_inference_model,
+    non_negative_int,
+    positive_int,
+    run_reporting_user_errors,
+)
 from daaf.utils.errors import UserError
 from daaf.utils.visualization import save_image
 
@@ -39,15 +47,15 @@ def main(args):
 def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
-    p.add_argument("--num-images", type=int, default=8)
+    p.add_argument("--num-images", type=positive_int, default=8)
     p.add_argument("--output", default="branch_outputs.png")
     p.add_argument(
         "--pck",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="also print the PCK of the predicted keypoint heatmaps' peaks on N labelled query crops (0: all)",
     )
-    p.add_argument("--alpha", type=float, default=PCK_ALPHA, help="PCK threshold, x the crop height")
+    p.add_argument("--alpha", type=finite_float, default=PCK_ALPHA, help="PCK threshold, x the crop height")
     return p
 
 

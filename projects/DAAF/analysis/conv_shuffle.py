@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from daaf.analysis.branch_outputs import heatmap_peak_hits, labelled_query_batch
-from daaf.engine import inference_argument_parser, inference_config, load_inference_model, run_reporting_user_errors
+from daaf.engine import inference_argument_parser, inference_config, load_inference_model, positive_int, run_reporting_user_errors
 from daaf.utils.errors import UserError
 
 
@@ -102,7 +102,7 @@ def main(args):
 
 def parser():
     p = inference_argument_parser(__doc__)
-    p.add_argument("--num-images", type=int, default=64, help="query crops (with labels) to measure on")
+    p.add_argument("--num-images", type=positive_int, default=64, help="query crops (with labels) to measure on")
     p.add_argument("--alpha", type=float, default=0.1, help="PCK threshold, x the image height")
     p.add_argument("--output-dir", default="output/conv_shuffle")
     return p
