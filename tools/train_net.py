@@ -16,6 +16,7 @@ import sys
 from daaf.config import build_config
 from daaf.data import PersonLabels
 from daaf.engine import DefaultTrainer, default_argument_parser, default_setup, launch_cli
+from daaf.engine.run_folder import release_run_folder
 from daaf.modeling import model_input_fields
 from daaf.pseudo_label.runner import pseudo_label_from_config
 from daaf.pseudo_label.train_labels import ensure_train_labels
@@ -32,6 +33,14 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    try:
+        return run(cfg, args)
+    finally:
+        release_run_folder(cfg.OUTPUT_DIR)
+
+
+def run(cfg, args):
+    """The job ``args`` asks for, with the config ``cfg``."""
     if args.pseudo_label:
         return pseudo_label_from_config(cfg)
     if args.eval_only:

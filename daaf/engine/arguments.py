@@ -51,6 +51,11 @@ Run on several machines:
         action="store_true",
         help="continue from OUTPUT_DIR/last_checkpoint (model, optimizer, scheduler, iteration) if it exists",
     )
+    parser.add_argument(
+        "--start-over",
+        action="store_true",
+        help="train anew in an OUTPUT_DIR that holds an earlier run: its files move into OUTPUT_DIR/replaced-<time>/",
+    )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate MODEL.WEIGHTS (or the last checkpoint with --resume)")
     parser.add_argument(
         "--pseudo-label",

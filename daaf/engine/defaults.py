@@ -22,19 +22,29 @@ from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files
 from daaf.utils.logger import setup_logger
 
 from . import hooks
+from .run_folder import claim_run_folder
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = ["default_setup", "inference_config", "default_writers", "create_ddp_model", "DefaultTrainer"]
 
 
+def _trains(args) -> bool:
+    return not (getattr(args, "eval_only", False) or getattr(args, "pseudo_label", False))
+
+
 def default_setup(cfg: CfgNode, args) -> None:
-    """Create OUTPUT_DIR, set up logging (log.txt), log the environment, the arguments and the
-    config, dump the config to OUTPUT_DIR/config.yaml, seed every RNG (SEED + rank) and set
-    cudnn.benchmark. ``cfg`` comes from :func:`daaf.config.build_config`, which imported cfg.IMPORTS."""
+    """Create OUTPUT_DIR and, for a training, claim it (:func:`claim_run_folder`: one writer, one
+    run); set up logging (log.txt), log the environment, the arguments and the config, seed every
+    RNG (SEED + rank) and set cudnn.benchmark. An evaluation writes its config to
+    OUTPUT_DIR/inference/config.yaml; a training's config.yaml is written by the trainer once it is
+    built (:meth:`DefaultTrainer.save_config`), so a run that fails its checks writes no record.
+    ``cfg`` comes from :func:`daaf.config.build_config`, which imported cfg.IMPORTS."""
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
         writable_folder(output_dir, "OUTPUT_DIR")
+        if _trains(args):
+            claim_run_folder(output_dir, resume=bool(getattr(args, "resume", False)), start_over=bool(getattr(args, "start_over", False)))
     comm.synchronize()
     setup_logger(output_dir, distributed_rank=rank, name="daaf")
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")
@@ -47,20 +57,23 @@ def default_setup(cfg: CfgNode, args) -> None:
         with PathManager.open(args.config_file, "r") as f:
             logger.info(f"Config file {args.config_file}:\n{f.read()}")
 
-    if comm.is_main_process() and output_dir:
+    if comm.is_main_process() and output_dir and not _trains(args):
         # An evaluation must not change the training run's record (config.yaml is what it was
         # trained with): its config goes beside its results.
-        eval_only = bool(getattr(args, "eval_only", False))
-        path = os.path.join(output_dir, "inference", "config.yaml") if eval_only else os.path.join(output_dir, "config.yaml")
-        PathManager.mkdirs(os.path.dirname(path))
-        with atomic_write(path, "w") as f:
-            f.write(cfg.dump())
-        logger.info(f"The merged config is in {path}")
+        folder = "inference" if getattr(args, "eval_only", False) else "pseudo_label"
+        _write_config(cfg, os.path.join(output_dir, folder, "config.yaml"))
 
     seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info(f"Using random seed {seed}")
     if not (hasattr(args, "eval_only") and args.eval_only):
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+
+
+def _write_config(cfg: CfgNode, path: str) -> None:
+    PathManager.mkdirs(os.path.dirname(path))
+    with atomic_write(path, "w") as f:
+        f.write(cfg.dump())
+    logging.getLogger("daaf").info(f"The merged config is in {path}")
 
 
 def inference_config(config_file: str, opts: Sequence[str] = ()):
@@ -114,6 +127,13 @@ class DefaultTrainer(TrainerBase):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+        self.save_config()
+
+    def save_config(self) -> None:
+        """Write the run's config to OUTPUT_DIR/config.yaml (main process): once the loader, the
+        model and the optimizer are built, so a run that fails its checks leaves no record."""
+        if comm.is_main_process() and self.cfg.OUTPUT_DIR:
+            _write_config(self.cfg, os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"))
 
     def resume_or_load(self, resume: bool = True) -> None:
         """With ``resume`` and a ``last_checkpoint`` in OUTPUT_DIR: restore model, optimizer,
@@ -122,13 +142,16 @@ class DefaultTrainer(TrainerBase):
             for path in sweep_stale_temp_files(self.cfg.OUTPUT_DIR):
                 logging.getLogger(__name__).info(f"Removed {path}, a partial file of a killed run")
         self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
-        if resume and self.checkpointer.has_checkpoint():
-            self.start_iter = self.iter + 1
+        if resume:
+            # killed before its first checkpoint, a run starts over at 0 and writes every line again
+            self.start_iter = self.iter + 1 if self.checkpointer.has_checkpoint() else 0
             if comm.is_main_process() and self.start_iter < self.max_iter:
                 # the iterations after the checkpoint are trained again: one line per iteration
                 dropped = truncate_json_lines(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), self.start_iter)
                 if dropped:
-                    logging.getLogger(__name__).info(f"metrics.json: dropped {dropped} lines past iteration {self.iter}, trained again now")
+                    logging.getLogger(__name__).info(
+                        f"metrics.json: dropped {dropped} lines from iteration {self.start_iter} on, trained again now"
+                    )
 
     @classmethod
     def load_for_evaluation(cls, cfg, model, resume: bool = False) -> str:
@@ -154,7 +177,7 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER))
 
         def test_and_save_results():
-            self._last_eval_results = self.test(self.cfg, self.model)
+            self._last_eval_results = self.test(self.cfg, self.model, iteration=self.iter)
             return self._last_eval_results
 
         if cfg.DATASETS.TEST:
@@ -171,9 +194,25 @@ class DefaultTrainer(TrainerBase):
     def build_writers(self) -> list:
         return default_writers(self.cfg.OUTPUT_DIR, self.max_iter)
 
+    def final_evaluation_written(self) -> bool:
+        """Whether OUTPUT_DIR/inference/results.json holds the evaluation after the last iteration
+        (a run is finished when that is written, not when its last step is)."""
+        path = os.path.join(self.cfg.OUTPUT_DIR, "inference", "results.json")
+        try:
+            with open(path) as f:
+                iteration = json.load(f).get("iteration")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return isinstance(iteration, int) and iteration >= self.max_iter - 1
+
     def train(self):
         """Train to SOLVER.MAX_ITER; returns the last evaluation results (if any). A run resumed
-        at or past SOLVER.MAX_ITER trains nothing and writes nothing, and says so."""
+        at SOLVER.MAX_ITER whose final evaluation was not written (killed during it) evaluates;
+        otherwise it trains nothing and writes nothing, and says so."""
+        if self.start_iter == self.max_iter and self.cfg.DATASETS.TEST and not self.final_evaluation_written():
+            logging.getLogger(__name__).info("Training finished but its final evaluation was not written: evaluating now")
+            super().train(self.max_iter, self.max_iter)  # no step; the hooks' after_train evaluates and writes
+            return getattr(self, "_last_eval_results", None)
         if self.start_iter >= self.max_iter:
             done = self.start_iter - 1  # the iteration of the checkpoint it resumed from
             if done + 1 == self.max_iter:
@@ -325,9 +364,10 @@ class DefaultTrainer(TrainerBase):
         return cfg
 
     @classmethod
-    def test(cls, cfg, model, evaluators=None) -> OrderedDict:
+    def test(cls, cfg, model, evaluators=None, iteration=None) -> OrderedDict:
         """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}},
-        also written (main process) to OUTPUT_DIR/inference/results.json."""
+        also written (main process) to OUTPUT_DIR/inference/results.json, with the training
+        ``iteration`` the model is at (None for an evaluation of given weights)."""
         from daaf.evaluation import describe_model, inference_on_dataset, print_csv_format, test_time_crops
 
         logger = logging.getLogger("daaf")
@@ -351,5 +391,5 @@ class DefaultTrainer(TrainerBase):
                 logger.info(f"Evaluation results for {dataset_name}:\n" + print_csv_format(results_i))
         if comm.is_main_process() and cfg.OUTPUT_DIR and results:
             with atomic_write(os.path.join(cfg.OUTPUT_DIR, "inference", "results.json"), "w") as f:
-                json.dump({"weights": cfg.MODEL.WEIGHTS, "results": results}, f, indent=2)
+                json.dump({"weights": cfg.MODEL.WEIGHTS, "iteration": iteration, "results": results}, f, indent=2)
         return results

@@ -164,7 +164,9 @@ class EvalHook(HookBase):
                 try:
                     float(v)
                 except (TypeError, ValueError) as e:
-                    raise ValueError(f"[EvalHook] eval_function should return a dict of floats; got {k}: {v}") from e
+                    raise ValueError(
+                        f"EvalHook: the evaluation returned {k} = {v!r}, not a number (it must return a dict of floats)"
+                    ) from e
             self.trainer.storage.put_scalars(**flat, smoothing_hint=False)
         comm.synchronize()
 

@@ -77,7 +77,7 @@ class TrainerBase:
                     self.run_step()
                     self.after_step()
                 # After a normal exit self.iter == max_iter, so after_train sees the final state.
-                self.iter += 1
+                self.iter = max_iter
             except UserError:
                 raise  # bad input: the entry point prints its one line, a traceback would bury it
             except Exception:

@@ -49,7 +49,13 @@ def files(trained, synthetic_root, tmp_path_factory):
         indices=np.zeros((2, 4), np.int64), distances=np.zeros((2, 4)), query_files=np.array(["q"] * 2), gallery_files=np.array(["g"] * 4)
     )
     np.savez(folder / "ranks.npz", **ranks)
+    finished = folder / "finished_run"  # the record an earlier training left
+    finished.mkdir()
+    shutil.copy(trained["weights"], finished / "model_final.pth")
+    (finished / "last_checkpoint").write_text("model_final.pth")
+    (finished / "metrics.json").write_text('{"iteration": 0, "total_loss": 1.0}\n')
     return {
+        "finished_run": str(finished),
         **trained,
         "folder": str(folder),
         "evil": str(evil),
@@ -242,6 +248,14 @@ CASES = {
             ("INPUT.SIZE_TRAIN", "(0, 0)", "INPUT.SIZE_TRAIN: [0, 0] is not allowed; expected a list of 2 values, each an integer >= 1"),
         ]
     },
+    "a new training into a finished run's OUTPUT_DIR": (
+        "train_net",
+        lambda f: train_net(f, output=f["finished_run"]),
+        lambda f, line: (
+            line.startswith(f"OUTPUT_DIR {f['finished_run']}: holds an earlier run (last_checkpoint, metrics.json, model_final.pth)")
+            and "--resume goes on with it, --start-over moves it" in line
+        ),
+    ),
     "ranked list of inconsistent arrays": (
         "visualize_ranked_list",
         lambda f: ["--ranks", f["ranks"], "--output", f["folder"] + "/r.png"],
@@ -260,10 +274,20 @@ def run(tool, argv, capsys):
         return e.code, capsys.readouterr().err
 
 
+def _user_files(files):
+    """{path: bytes} of the case inputs that are files, and of the finished run's files."""
+    paths = [v for v in files.values() if isinstance(v, str) and os.path.isfile(v)]
+    paths += [os.path.join(files["finished_run"], n) for n in os.listdir(files["finished_run"]) if n != ".daaf-run.lock"]
+    return {p: pathlib.Path(p).read_bytes() for p in paths}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_error_line(case, files, capsys):
     tool, argv, expected = CASES[case]
-    code, err = run(tool, argv(files), capsys)
+    command_line = argv(files)
+    before = _user_files(files)
+    code, err = run(tool, command_line, capsys)
+    assert _user_files(files) == before  # the user's files are as they were
     lines = err.strip().splitlines()
     assert code == 2 and lines, err
     assert "Traceback" not in err, err
