@@ -250,3 +250,17 @@ def label_file_content(path):
         content = json.load(f)
     del content["info"]["created"]
     return content
+
+
+def png_declaring(path, width, height):
+    """A valid little PNG whose header declares ``width`` x ``height`` grey pixels (the few bytes
+    of a decompression bomb: what the check reads is the header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return str(path)

@@ -75,6 +75,8 @@ _C.MODEL.LOSSES.CENTER.WEIGHT = 0.0005
 # ---------------------------------------------------------------------------------------------
 _C.INPUT = CN()
 _C.INPUT.FORMAT = "RGB"
+# Images whose header declares more pixels are refused before they are decoded (decompression bombs).
+_C.INPUT.MAX_IMAGE_PIXELS = 100_000_000
 _C.INPUT.SIZE_TRAIN = [256, 128]
 _C.INPUT.SIZE_TEST = [256, 128]
 # Resize to this before the random crop to SIZE_TRAIN (TriNet: 288x144). Empty: no crop step.
@@ -261,6 +263,7 @@ declare_value_checks(
         "MODEL.LOSSES.CE.WEIGHT": _WEIGHT,
         "MODEL.LOSSES.CENTER.WEIGHT": _WEIGHT,
         "INPUT.FORMAT": OneOf("RGB", "BGR"),
+        "INPUT.MAX_IMAGE_PIXELS": _COUNT,
         "INPUT.SIZE_TRAIN": _SIZE,
         "INPUT.SIZE_TEST": _SIZE,
         "INPUT.CROP_FROM": ListOf(_COUNT, lengths=(0, 2)),

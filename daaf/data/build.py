@@ -95,7 +95,7 @@ def _train_loader_from_config(cfg, mapper=None, input_fields=()):
     labels_dir = resolve_labels_dir(cfg) if input_fields else None
     records = get_train_records(cfg.DATASETS.TRAIN, cfg.DATASETS.ROOT, labels_dir)
     if cfg.DATALOADER.CHECK_IMAGES:
-        records = drop_or_refuse_bad_images(records, skip=cfg.DATALOADER.SKIP_BAD_IMAGES)
+        records = drop_or_refuse_bad_images(records, skip=cfg.DATALOADER.SKIP_BAD_IMAGES, max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS)
     return {
         "records": records,
         "mapper": mapper or ReIDDatasetMapper(cfg, is_train=True, input_fields=input_fields),
@@ -150,6 +150,8 @@ def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int 
     dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
     check_evaluable(dataset_name, dataset.query, dataset.gallery)
     records = [dict(r) for r in dataset.query + dataset.gallery]
+    if cfg.DATALOADER.CHECK_IMAGES:  # a test image the model cannot read is refused, never scored blank
+        drop_or_refuse_bad_images(records, skip=False, what=f"{dataset_name} test images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS)
     mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
     loader = ReIDDataLoader(
         MappedDataset(records, mapper),

@@ -10,6 +10,7 @@ from daaf.utils.errors import UserError
 
 from .build import MappedDataset
 from .datasets import IMAGE_EXTENSIONS
+from .image_check import drop_or_refuse_bad_images
 from .loader import ReIDDataLoader
 from .mapper import ReIDDatasetMapper
 
@@ -37,6 +38,8 @@ def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, n
     """Batches of the test transform (INPUT.SIZE_TEST) of ``paths``, in order; the batch dicts of
     :class:`ReIDBatch` with pid and camid -1."""
     records = [{"file_name": p, "pid": -1, "camid": -1} for p in paths]
+    if cfg.DATALOADER.CHECK_IMAGES:
+        drop_or_refuse_bad_images(records, skip=False, what="input images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS)
     return ReIDDataLoader(
         MappedDataset(records, ReIDDatasetMapper(cfg, is_train=False)),
         batch_size=batch_size or cfg.TEST.IMS_PER_BATCH,

@@ -14,6 +14,7 @@ from daaf.utils.errors import ConfigError, DatasetError
 from daaf.utils.file_io import PathManager
 
 from .batch import PersonLabels
+from .image_check import DEFAULT_MAX_IMAGE_PIXELS, HEADER_BYTES, image_header_size
 from .person_labels import KEYPOINT_FLIP_INDICES, NUM_KEYPOINTS, decode_mask
 from .transforms import (
     Augmentation,
@@ -35,14 +36,21 @@ _FRAME_PRESERVING = (ResizeTransform, HFlipTransform)
 logger = logging.getLogger(__name__)
 
 
-def read_image(file_name: str, format: str = "RGB") -> np.ndarray:
-    """Read an image as HWC uint8 (RGB or BGR); DatasetError naming the file if it cannot be read."""
+def read_image(file_name: str, format: str = "RGB", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Read an image as HWC uint8 (RGB or BGR); DatasetError naming the file if it cannot be read
+    or its header declares more than ``max_pixels`` pixels (refused before decoding)."""
     try:
         with PathManager.open(file_name, "rb") as f:
             data = np.frombuffer(f.read(), dtype=np.uint8)
     except FileNotFoundError:
         raise DatasetError(f"image not found: {file_name}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    size = image_header_size(data[:HEADER_BYTES].tobytes())
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise DatasetError(f"{file_name}: declares {size[1]} x {size[0]} pixels, more than INPUT.MAX_IMAGE_PIXELS ({max_pixels:,})")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS) or a header it rejects
+        image = None
     if image is None:
         raise DatasetError(f"cannot decode image (empty or corrupt file): {file_name}")
     return image if format == "BGR" else np.ascontiguousarray(image[:, :, ::-1])
@@ -89,8 +97,10 @@ class ReIDDatasetMapper:
         image_format: str = "RGB",
         random_erasing: Optional[RandomErasing] = None,
         input_fields: Iterable[str] = (),
+        max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ):
         self.is_train = is_train
+        self.max_pixels = max_pixels
         self.augmentations = list(augmentations)
         self.image_format = image_format
         self.random_erasing = random_erasing
@@ -110,10 +120,11 @@ class ReIDDatasetMapper:
             "image_format": cfg.INPUT.FORMAT,
             "random_erasing": rea,
             "input_fields": input_fields,
+            "max_pixels": cfg.INPUT.MAX_IMAGE_PIXELS,
         }
 
     def __call__(self, record: dict) -> dict:
-        image = read_image(record["file_name"], self.image_format)
+        image = read_image(record["file_name"], self.image_format, self.max_pixels)
         height, width = image.shape[:2]
         transforms = flatten_transforms(apply_augmentations(self.augmentations, height, width))
         label = self._person_label(record, height, width) if self.input_fields else None

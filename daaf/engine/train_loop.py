@@ -79,7 +79,9 @@ class TrainerBase:
                 # After a normal exit self.iter == max_iter, so after_train sees the final state.
                 self.iter = max_iter
             except UserError:
-                raise  # bad input: the entry point prints its one line, a traceback would bury it
+                # bad input: the entry point prints its one line; the traceback goes to log.txt only
+                logger.debug(f"Training stopped at iteration {self.iter} by bad input:", exc_info=True)
+                raise
             except Exception:
                 logger.exception(f"Training stopped at iteration {self.iter} by an error:")
                 raise

@@ -10,6 +10,8 @@ from daaf.data import build_reid_train_loader, get_dataset, image_check
 from daaf.data.image_check import find_bad_images, image_problem
 from daaf.utils.errors import DatasetError
 
+from conftest import png_declaring
+
 
 @pytest.mark.parametrize("ext", ["jpg", "png", "bmp"])
 def test_whole_images_pass_and_cut_empty_or_foreign_files_are_named(tmp_path, ext):
@@ -61,9 +63,35 @@ def test_skip_bad_images_trains_without_them_and_the_check_is_cached(tiny_cfg, d
     assert len(files) == 41 and not files & set(bad)
     next(iter(loader))  # trains
     # the same file list is not read again; a changed file is
-    monkeypatch.setattr(image_check, "image_problem", lambda path: pytest.fail("read again"))
+    monkeypatch.setattr(image_check, "image_problem", lambda path, *limit: pytest.fail("read again"))
     records = get_dataset("SyntheticPersons", root, log=False).train
     assert set(find_bad_images([r["file_name"] for r in records])) == set(bad)
     os.utime(bad[0], ns=(1, 1))
     with pytest.raises(pytest.fail.Exception, match="read again"):
         find_bad_images([r["file_name"] for r in records])
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp"])
+def test_the_header_size_is_read_for_each_format(tmp_path, ext):
+    from daaf.data.image_check import image_header_size
+
+    path = tmp_path / f"crop{ext}"
+    cv2.imwrite(str(path), np.zeros((37, 19, 3), np.uint8))
+    assert image_header_size(path.read_bytes()[:4096]) == (37, 19)
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    from daaf.data.mapper import read_image
+
+    bomb = png_declaring(tmp_path / "bomb.png", 60_000, 60_000)
+    message = "declares 60000 x 60000 pixels, more than INPUT.MAX_IMAGE_PIXELS (100,000,000)"
+    assert image_problem(bomb) == message
+    decoded = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a))
+    with pytest.raises(DatasetError, match=f"^{bomb}: {message.replace('(', '[(]').replace(')', '[)]')}$"):
+        read_image(bomb)
+    assert decoded == []  # refused from the header
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((20, 10, 3), np.uint8))
+    assert image_problem(str(small), max_pixels=199) == "declares 10 x 20 pixels, more than INPUT.MAX_IMAGE_PIXELS (199)"
+    assert image_problem(str(small), max_pixels=200) is None

@@ -12,7 +12,7 @@ import torch
 
 from daaf.engine import default_argument_parser, launch_cli
 
-from conftest import load_tool, run_tool_reporting_errors
+from conftest import load_tool, png_declaring, run_tool_reporting_errors
 
 
 class Evil:
@@ -42,6 +42,15 @@ def files(trained, synthetic_root, tmp_path_factory):
         shutil.copy(trained["query"][0], shop / name)
     (shop / "query.csv").write_text("path,pid,camid\na.jpg,1,0\n")
     (shop / "gallery.csv").write_text("path,pid,camid\nb.jpg,1,0\nc.jpg,2,1\n")
+    # a test set one of whose gallery images is an empty file
+    blank = folder / "blank"
+    blank.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(trained["query"][0], blank / name)
+    (blank / "empty.jpg").write_bytes(b"")
+    (blank / "query.csv").write_text("path,pid,camid\na.jpg,1,0\n")
+    (blank / "gallery.csv").write_text("path,pid,camid\nb.jpg,1,1\nempty.jpg,2,1\n")
+    png_declaring(folder / "bomb.png", 60_000, 60_000)
     ranks = {
         k: np.zeros(n) for k, n in [("query_pids", 3), ("query_camids", 2), ("query_ap", 2), ("gallery_pids", 4), ("gallery_camids", 4)]
     }
@@ -56,6 +65,8 @@ def files(trained, synthetic_root, tmp_path_factory):
     (finished / "metrics.json").write_text('{"iteration": 0, "total_loss": 1.0}\n')
     return {
         "finished_run": str(finished),
+        "blank": str(blank),
+        "bomb": str(folder / "bomb.png"),
         **trained,
         "folder": str(folder),
         "evil": str(evil),
@@ -118,6 +129,8 @@ CASES = {
             "2",
             "MODEL.WEIGHTS",
             f["weights"],
+            "DATALOADER.CHECK_IMAGES",  # the workers read it: the check before would name it first
+            "False",
         ],  # fmt: skip
         lambda f, line: line == f"cannot decode image (empty or corrupt file): {f['empty_image']}",
     ),
@@ -248,6 +261,21 @@ CASES = {
             ("INPUT.SIZE_TRAIN", "(0, 0)", "INPUT.SIZE_TRAIN: [0, 0] is not allowed; expected a list of 2 values, each an integer >= 1"),
         ]
     },
+    "extract_features of a decompression bomb": (
+        "extract_features",
+        lambda f: ["--config-file", f["base"], "--input", f["bomb"], "--output", f["folder"] + "/x.npz", "MODEL.WEIGHTS", f["weights"]],
+        lambda f, line: (
+            line
+            == f"1 of 1 input images cannot be read: {f['bomb']} (declares 60000 x 60000 pixels, more than INPUT.MAX_IMAGE_PIXELS (100,000,000)); replace or remove them"
+        ),
+    ),
+    "--eval-only with an empty gallery image": (
+        "train_net",
+        lambda f: train_net(
+            f, "--eval-only", "MODEL.WEIGHTS", f["weights"], "DATASETS.CUSTOM", f"['Blank={f['blank']}']", "DATASETS.TEST", "('Blank',)"
+        ),  # fmt: skip
+        lambda f, line: line == f"1 of 3 Blank test images cannot be read: {f['blank']}/empty.jpg (empty file); replace or remove them",
+    ),
     "a new training into a finished run's OUTPUT_DIR": (
         "train_net",
         lambda f: train_net(f, output=f["finished_run"]),
