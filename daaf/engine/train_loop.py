@@ -3,6 +3,7 @@
 The design follows detectron2's ``detectron2.engine.train_loop``: hooks run before and after training
 and each step, and a trainer's ``run_step`` does one optimisation step."""
 
+import errno
 import logging
 import time
 import weakref
@@ -78,12 +79,13 @@ class TrainerBase:
                     self.after_step()
                 # After a normal exit self.iter == max_iter, so after_train sees the final state.
                 self.iter = max_iter
-            except UserError:
-                # bad input: the entry point prints its one line; the traceback goes to log.txt only
-                logger.debug(f"Training stopped at iteration {self.iter} by bad input:", exc_info=True)
-                raise
-            except Exception:
-                logger.exception(f"Training stopped at iteration {self.iter} by an error:")
+            except Exception as e:
+                if isinstance(e, UserError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+                    # bad input or a full disk: the entry point prints its one line; the traceback
+                    # goes to log.txt only
+                    logger.debug(f"Training stopped at iteration {self.iter}:", exc_info=True)
+                else:
+                    logger.exception(f"Training stopped at iteration {self.iter} by an error:")
                 raise
             finally:
                 self.after_train()

@@ -2,9 +2,12 @@
 line), run the way the command runs it. Each must end in exactly one ``error: ...`` line and exit
 code 2, without a traceback. A new tool joins by adding its rows to CASES."""
 
+import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +29,7 @@ class Evil:
 
 
 @pytest.fixture(scope="module")
-def files(trained, synthetic_root, tmp_path_factory):
+def files(trained, synthetic_root, tmp_path_factory, request):
     """The inputs of the cases: the trained model's files and a few bad ones."""
     folder = tmp_path_factory.mktemp("bad_input")
     evil = folder / "evil.pth"
@@ -51,6 +54,15 @@ def files(trained, synthetic_root, tmp_path_factory):
     (blank / "query.csv").write_text("path,pid,camid\na.jpg,1,0\n")
     (blank / "gallery.csv").write_text("path,pid,camid\nb.jpg,1,1\nempty.jpg,2,1\n")
     png_declaring(folder / "bomb.png", 60_000, 60_000)
+    # a dataset one of whose training images no longer has its label's size (found inside the loop)
+    resized_root = folder / "resized_root"
+    shutil.copytree(synthetic_root, resized_root)
+    train_dir = resized_root / "SyntheticPersons" / "bounding_box_train"
+    resized = sorted(train_dir.iterdir())
+    import cv2
+
+    for image_path in resized:
+        cv2.imwrite(str(image_path), cv2.resize(cv2.imread(str(image_path)), (30, 70)))
     ranks = {
         k: np.zeros(n) for k, n in [("query_pids", 3), ("query_camids", 2), ("query_ap", 2), ("gallery_pids", 4), ("gallery_camids", 4)]
     }
@@ -63,9 +75,40 @@ def files(trained, synthetic_root, tmp_path_factory):
     shutil.copy(trained["weights"], finished / "model_final.pth")
     (finished / "last_checkpoint").write_text("model_final.pth")
     (finished / "metrics.json").write_text('{"iteration": 0, "total_loss": 1.0}\n')
+    # label files with one bad entry each
+    with open(os.path.join(synthetic_root, "daaf_labels", "SyntheticPersons_train.json")) as fh:
+        labels = json.load(fh)
+    corruptions = {
+        "image_number": lambda c: c["images"].__setitem__(0, 7),
+        "garbage_rle": lambda c: c["annotations"][0]["segmentation"].__setitem__("counts", "garbage!!"),
+        "nan_keypoint": lambda c: c["annotations"][0]["keypoints"].__setitem__(0, float("nan")),
+    }
+    for kind, corrupt in corruptions.items():
+        content = json.loads(json.dumps(labels))
+        corrupt(content)
+        (folder / f"labels_{kind}").mkdir()
+        (folder / f"labels_{kind}" / "SyntheticPersons_train.json").write_text(json.dumps(content))
+    (folder / "configs").mkdir()
+    (folder / "configs" / "list.yaml").write_text("- SOLVER\n- MODEL\n")
+    (folder / "configs" / "a.yaml").write_text('_BASE_: "b.yaml"\n')
+    (folder / "configs" / "b.yaml").write_text('_BASE_: "a.yaml"\n')
+    (folder / "configs" / "nan_lr.yaml").write_text(f'_BASE_: "{trained["base"]}"\nSOLVER:\n  BASE_LR: .nan\n')
+    # a training that holds its OUTPUT_DIR while the cases run
+    held = folder / "held_run"
+    held.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from daaf.engine.run_folder import claim_run_folder; import time; claim_run_folder({str(held)!r}, resume=False); print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    request.addfinalizer(lambda: (holder.kill(), holder.wait()))
+    assert holder.stdout.readline().strip() == "held"
     return {
+        "held_run": str(held),
+        "holder_pid": holder.pid,
+        "label_image": labels["images"][0]["file_name"],
         "finished_run": str(finished),
         "blank": str(blank),
+        "resized_root": str(resized_root),
         "bomb": str(folder / "bomb.png"),
         **trained,
         "folder": str(folder),
@@ -276,6 +319,79 @@ CASES = {
         ),  # fmt: skip
         lambda f, line: line == f"1 of 3 Blank test images cannot be read: {f['blank']}/empty.jpg (empty file); replace or remove them",
     ),
+    "a training image of another size than its label, found in the training loop": (
+        "train_net",
+        lambda f: [
+            "--config-file",
+            f["daaf"],
+            "DATASETS.TRAIN",
+            "('SyntheticPersons',)",
+            "DATASETS.ROOT",
+            f["resized_root"],
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "SOLVER.IMS_PER_BATCH",
+            "8",
+            "SOLVER.MAX_ITER",
+            "2",
+            "INPUT.SIZE_TRAIN",
+            "[64, 32]",
+            "OUTPUT_DIR",
+            f["folder"] + "/resized_out",
+        ],  # fmt: skip
+        lambda f, line: "label mask size" in line and "differs from the image size (70, 30)" in line,
+    ),
+    "--config-file is a folder": (
+        "train_net",
+        lambda f: ["--config-file", f["folder"]],
+        lambda f, line: line == f"{f['folder']}: is a folder; expected a YAML config file",
+    ),
+    "a YAML config that is a list": (
+        "train_net",
+        lambda f: ["--config-file", f["folder"] + "/configs/list.yaml"],
+        lambda f, line: line == f"{f['folder']}/configs/list.yaml: expected a mapping of config keys (KEY: value), got a YAML list",
+    ),
+    "a _BASE_ cycle": (
+        "train_net",
+        lambda f: ["--config-file", f["folder"] + "/configs/a.yaml"],
+        lambda f, line: line.startswith(f"{f['folder']}/configs/a.yaml: _BASE_ files include each other: "),
+    ),
+    "SOLVER.BASE_LR .nan in a YAML file": (
+        "train_net",
+        lambda f: ["--config-file", f["folder"] + "/configs/nan_lr.yaml", "OUTPUT_DIR", f["folder"] + "/nan_out"],
+        lambda f, line: line == "SOLVER.BASE_LR: nan is not allowed; expected a number > 0",
+    ),
+    **{
+        f"a label file with {what}": (
+            "train_net",
+            lambda f, kind=kind: [
+                "--config-file",
+                f["daaf"],
+                "DATASETS.TRAIN",
+                "('SyntheticPersons',)",
+                "DATASETS.ROOT",
+                f["root"],
+                "DATASETS.LABELS_DIR",
+                f"{f['folder']}/labels_{kind}",
+                "OUTPUT_DIR",
+                f"{f['folder']}/out_{kind}",
+            ],  # fmt: skip
+            lambda f, line, kind=kind, field=field: (
+                line.startswith(f"{f['folder']}/labels_{kind}/SyntheticPersons_train.json: ")
+                and field.format(image=f["label_image"]) in line
+            ),
+        )
+        for what, kind, field in [
+            ("a number for an image entry", "image_number", "images[0]: expected an object"),
+            ("garbage RLE counts", "garbage_rle", "image {image}: segmentation: counts hold characters outside"),
+            ("a NaN keypoint", "nan_keypoint", "image {image}: keypoints: keypoint nose is not finite"),
+        ]
+    },
+    "a second training into a folder another one writes to": (
+        "train_net",
+        lambda f: train_net(f, "--resume", output=f["held_run"]),
+        lambda f, line: line.startswith(f"OUTPUT_DIR {f['held_run']}: another training writes there (process {f['holder_pid']} on "),
+    ),
     "a new training into a finished run's OUTPUT_DIR": (
         "train_net",
         lambda f: train_net(f, output=f["finished_run"]),
@@ -318,7 +434,7 @@ def test_bad_input_is_one_error_line(case, files, capsys):
     assert _user_files(files) == before  # the user's files are as they were
     lines = err.strip().splitlines()
     assert code == 2 and lines, err
-    assert "Traceback" not in err, err
+    assert "Traceback" not in err and "Training stopped" not in err, err
     # "error: ...", or argparse's "<program>: error: ..." after its usage lines
     prefix, found, message = lines[-1].partition("error: ")
     assert found and (prefix == "" or prefix.endswith(": ")), lines[-1]

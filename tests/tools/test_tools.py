@@ -95,7 +95,10 @@ def test_tool_errors_are_one_line(trained, tmp_path, capsys):
         trained["weights"],
     )
     bad = tmp_path / "bad.jpg"
-    assert code == 2 and err.strip().splitlines()[-1] == f"error: 1 of 1 input images cannot be read: {bad} (empty file); replace or remove them"
+    assert (
+        code == 2
+        and err.strip().splitlines()[-1] == f"error: 1 of 1 input images cannot be read: {bad} (empty file); replace or remove them"
+    )
 
     code, err = run_tool_reporting_errors(
         capsys,
