@@ -10,9 +10,10 @@ import sys
 
 import numpy as np
 
+from daaf.data.image_list import list_image_files
 from daaf.engine import (
+    FeatureExtractor,
     check_output_file,
-    image_features,
     inference_argument_parser,
     inference_config,
     non_negative_int,
@@ -24,7 +25,8 @@ from daaf.utils.file_io import atomic_write
 def main(args):
     check_output_file(args.output, (".npz",))
     cfg = inference_config(args.config_file, args.opts)
-    features, names = image_features(cfg, args.input, args.workers)
+    names = list_image_files(args.input)
+    features = FeatureExtractor(cfg, num_workers=args.workers)(names, as_numpy=True)
     with atomic_write(args.output, "wb") as f:
         np.savez(f, features=features, file_names=np.array(names))
     print(f"Wrote {features.shape[0]} features of dimension {features.shape[1]} to {args.output}")

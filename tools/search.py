@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from daaf.data import read_image
+from daaf.data.image_list import list_image_files
 from daaf.engine import (
+    FeatureExtractor,
     check_output_file,
-    image_features,
     inference_argument_parser,
     inference_config,
-    load_inference_model,
     non_negative_int,
     positive_int,
     run_reporting_user_errors,
@@ -64,9 +64,9 @@ def main(args):
     if args.faiss:
         import_faiss()  # before any feature is extracted
     cfg = inference_config(args.config_file, args.opts)
-    model = load_inference_model(cfg)
-    query, query_names = image_features(cfg, args.query, args.workers, model=model)
-    gallery, gallery_names = image_features(cfg, args.gallery, args.workers, model=model)
+    extractor = FeatureExtractor(cfg, num_workers=args.workers)
+    query_names, gallery_names = list_image_files(args.query), list_image_files(args.gallery)
+    query, gallery = extractor(query_names, as_numpy=True), extractor(gallery_names, as_numpy=True)
     k = min(args.top_k, len(gallery_names))
     search = top_k_faiss if args.faiss else top_k_exact
     indices, distances = search(query, gallery, cfg.TEST.METRIC, k)

@@ -78,7 +78,8 @@ def build_augmentations(cfg, is_train: bool) -> List[Augmentation]:
 
 
 class ReIDDatasetMapper:
-    """Map one record {"file_name", "pid", "camid", "person_label" (see ``attach_labels``; needed
+    """Map one record {"file_name", "pid", "camid", optionally "image" (the decoded HWC uint8 image
+    in ``image_format``, instead of reading the file), "person_label" (see ``attach_labels``; needed
     when ``input_fields`` is not empty)} to {"image": (3, H, W) uint8, "pid", "camid", "file_name"}
     and, when the model asks for person labels (``input_fields``, some of ``PersonLabels.FIELDS``),
     "person_labels": the crop's :class:`PersonLabels` (B = 1) with those fields (has_label False,
@@ -124,7 +125,8 @@ class ReIDDatasetMapper:
         }
 
     def __call__(self, record: dict) -> dict:
-        image = read_image(record["file_name"], self.image_format, self.max_pixels)
+        # a record may carry its decoded image (HWC uint8 in INPUT.FORMAT), e.g. an array a user passes
+        image = record["image"] if "image" in record else read_image(record["file_name"], self.image_format, self.max_pixels)
         height, width = image.shape[:2]
         transforms = flatten_transforms(apply_augmentations(self.augmentations, height, width))
         label = self._person_label(record, height, width) if self.input_fields else None

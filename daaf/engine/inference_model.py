@@ -1,17 +1,12 @@
-"""The trained model an inference tool uses, loaded exactly, and the features of image files."""
+"""The trained model an inference tool uses, loaded exactly."""
 
-from typing import List, Sequence, Tuple
-
-import numpy as np
 import torch
 
-from daaf.data.image_list import build_image_list_loader, list_image_files
-from daaf.evaluation import extract_features, test_time_crops
 from daaf.modeling import build_model, strip_branches
 from daaf.utils.checkpoint import DAAFCheckpointer
 from daaf.utils.errors import UserError
 
-__all__ = ["load_inference_model", "image_features"]
+__all__ = ["load_inference_model"]
 
 
 def load_inference_model(cfg, keep_branches: bool = False) -> torch.nn.Module:
@@ -29,13 +24,3 @@ def load_inference_model(cfg, keep_branches: bool = False) -> torch.nn.Module:
         model = strip_branches(model)
     DAAFCheckpointer(model, trusted=cfg.MODEL.TRUSTED_WEIGHTS).load_exactly(weights)
     return model.eval()
-
-
-def image_features(cfg, inputs: Sequence[str], num_workers: int = 0, progress: bool = True, model=None) -> Tuple[np.ndarray, List[str]]:
-    """(features (N, D), file names) of the images ``inputs`` name (see :func:`list_image_files`),
-    embedded by ``model`` (default: the base network of MODEL.WEIGHTS) with the config's test-time
-    augmentation."""
-    paths = list_image_files(inputs)
-    model = model if model is not None else load_inference_model(cfg)
-    loader = build_image_list_loader(cfg, paths, num_workers=num_workers)
-    return extract_features(model, loader, flip=cfg.TEST.FLIP.ENABLED, crops=test_time_crops(cfg), progress=progress)
