@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """Export the inference network of a trained model: exactly the base network (a DAAF checkpoint
-loses its training-only branches), to ONNX (dynamic batch; input "images" (B, 3, H, W) float RGB
-0-255 at INPUT.SIZE_TEST, output "features") and TorchScript; with --format detectron2, a detectron2
-backbone's weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it).
-export.json records the preprocessing and the test-time augmentation (flip, 5 crops) the evaluation
-uses, which the exported network does not do: average its features over them yourself. Each file is
+loses its training-only branches), as a torch.export ExportedProgram (model.pt2) and ONNX
+(model.onnx), each with a dynamic batch: input "images" (B, 3, H, W) float RGB 0-255 at
+INPUT.SIZE_TEST, output "features"; --format torchscript adds TorchScript (model.ts, deprecated by
+torch since 2.9: prefer the ExportedProgram); with --format detectron2, a detectron2 backbone's
+weights as a .pth that detectron2's DetectionCheckpointer loads (checked by loading it).
+export.json records how to load each file (a snippet per format), the preprocessing and the
+test-time augmentation (flip, 5 crops) the evaluation uses, which the exported network does not do:
+average its features over them yourself. Each file is
 checked against PyTorch on a batch of another size than the export's (max abs difference <=
 --tolerance, else exit 1). The export is written to a folder beside --output that then replaces it
 as a whole: a killed export leaves the old folder as it was, never a mix.
@@ -26,14 +29,17 @@ from daaf.engine import (
     run_reporting_user_errors,
 )
 from daaf.engine.export import (
+    LOAD_SNIPPETS,
     ONNX_OPSETS,
     ExportableReID,
     detectron2_max_abs_diff,
     example_images,
     export_detectron2_backbone,
     export_onnx,
+    export_program,
     export_torchscript,
     onnx_max_abs_diff,
+    program_max_abs_diff,
     torchscript_max_abs_diff,
 )
 from daaf.modeling import count_parameters
@@ -42,6 +48,7 @@ from daaf.utils.file_io import replaced_folder
 
 # format -> (file name, export(model, path, height, width, opset), check(path, model, images))
 EXPORTERS = {
+    "export": ("model.pt2", lambda m, p, h, w, opset: export_program(m, p, h, w), program_max_abs_diff),
     "onnx": ("model.onnx", lambda m, p, h, w, opset: export_onnx(m, p, h, w, opset=opset), onnx_max_abs_diff),
     "torchscript": ("model.ts", lambda m, p, h, w, opset: export_torchscript(m, p, h, w), torchscript_max_abs_diff),
     # the backbone alone, for detectron2's DetectionCheckpointer (MODEL.BACKBONE.NAME build_detectron2_backbone)
@@ -103,6 +110,8 @@ def main(args):
             written = os.path.join(folder, name)
             export(model, written, height, width, args.opset)
             entry = {"path": os.path.join(args.output, name)}
+            if fmt in LOAD_SNIPPETS:
+                entry["load"] = [line.format(path=entry["path"]) for line in LOAD_SNIPPETS[fmt]]
             if not args.no_check:
                 entry["max_abs_diff"] = difference(written, model, check_batch)
                 ok = entry["max_abs_diff"] <= args.tolerance
@@ -125,8 +134,14 @@ def main(args):
 
 def parser():
     p = inference_argument_parser(__doc__)
-    p.add_argument("--output", default="exported", help="folder for model.onnx, model.ts and export.json")
-    p.add_argument("--format", nargs="+", choices=sorted(EXPORTERS), default=["onnx", "torchscript"])
+    p.add_argument("--output", default="exported", help="folder for model.pt2, model.onnx (model.ts) and export.json")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        choices=sorted(EXPORTERS),
+        default=["export", "onnx"],
+        help="export: torch.export ExportedProgram; onnx; torchscript (deprecated by torch); detectron2: the backbone",
+    )
     p.add_argument("--opset", type=positive_int, default=17)
     p.add_argument("--tolerance", type=finite_float, default=1e-4)
     p.add_argument("--no-check", action="store_true", help="skip the check against PyTorch")

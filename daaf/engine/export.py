@@ -1,5 +1,6 @@
-"""Export the inference network (the base network: DAAF branches are training-only) to ONNX and
-TorchScript, and check each exported file against PyTorch."""
+"""Export the inference network (the base network: DAAF branches are training-only) as a
+``torch.export`` ExportedProgram, ONNX or TorchScript (which torch deprecates), and check each
+exported file against PyTorch. ``LOAD_SNIPPETS`` says, per format, how a user loads the file."""
 
 import warnings
 
@@ -17,6 +18,9 @@ __all__ = [
     "example_images",
     "export_detectron2_backbone",
     "export_onnx",
+    "export_program",
+    "program_max_abs_diff",
+    "LOAD_SNIPPETS",
     "export_torchscript",
     "onnx_max_abs_diff",
     "torchscript_max_abs_diff",
@@ -54,6 +58,35 @@ def example_images(height: int, width: int, batch: int = 2, seed: int = 0) -> to
     """A reproducible random (batch, 3, height, width) float batch of 0-255 values."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (batch, 3, height, width), generator=generator).float()
+
+
+# How to load each format and embed a (B, 3, H, W) float 0-255 batch ``images`` (run by the tests).
+LOAD_SNIPPETS = {
+    "export": ["import torch", "model = torch.export.load('{path}').module()", "features = model(images)"],
+    "onnx": [
+        "import onnxruntime",
+        "session = onnxruntime.InferenceSession('{path}', providers=['CPUExecutionProvider'])",
+        "(features,) = session.run(['features'], {{'images': images.numpy()}})",
+    ],
+    "torchscript": ["import torch", "model = torch.jit.load('{path}')", "features = model(images)"],
+}
+
+
+def export_program(model: ExportableReID, path: str, height: int, width: int) -> None:
+    """Write ``model`` as a ``torch.export`` ExportedProgram (.pt2; input (B, 3, H, W) float 0-255,
+    dynamic batch) to ``path``, atomically; ``torch.export.load(path).module()`` runs it."""
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        program = torch.export.export(model, (example_images(height, width),), dynamic_shapes={"images": {0: batch}})
+    with atomic_write(path, "wb") as f:
+        torch.export.save(program, f)
+
+
+def program_max_abs_diff(path: str, model: ExportableReID, images: torch.Tensor) -> float:
+    """Max |torch.export.load(path).module()(images) - model(images)|."""
+    loaded = torch.export.load(path).module()
+    with torch.no_grad():
+        return float((loaded(images) - model(images)).abs().max())
 
 
 def export_onnx(model: ExportableReID, path: str, height: int, width: int, opset: int = 17) -> None:

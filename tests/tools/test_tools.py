@@ -307,34 +307,40 @@ def test_attention_picture_has_a_row_per_image_and_a_column_per_map(trained, tmp
     assert code == 2 and "no attention branches" in err.strip().splitlines()[-1]
 
 
-def test_onnx_and_torchscript_exports_match_pytorch_with_the_base_parameter_count(trained, tmp_path):
+def test_every_export_format_loads_as_export_json_says_and_matches_pytorch(trained, tmp_path):
     from daaf.engine.export import example_images
 
     out = tmp_path / "exported"
-    assert run_tool("export_model", "--config-file", trained["daaf"], "--output", str(out), "MODEL.WEIGHTS", trained["weights"]) == 0
+    argv = ["--config-file", trained["daaf"], "--output", str(out), "--format", "export", "onnx", "torchscript"]
+    assert run_tool("export_model", *argv, "MODEL.WEIGHTS", trained["weights"]) == 0
     report = json.loads((out / "export.json").read_text())
     base = build_model(trained["base_cfg"])
     assert report["parameters"] == sum(p.numel() for p in base.parameters())
     assert report["parameters"] < sum(p.numel() for p in trained["model"].parameters())  # branches are gone
-    assert report["files"]["onnx"]["max_abs_diff"] <= 1e-4 and report["files"]["torchscript"]["max_abs_diff"] <= 1e-4
+    assert set(report["files"]) == {"export", "onnx", "torchscript"}
+    assert all(entry["max_abs_diff"] <= 1e-4 for entry in report["files"].values())
     cfg = trained["cfg"]
     assert report["test_time_augmentation"]["flip"] == cfg.TEST.FLIP.ENABLED and report["metric"] == cfg.TEST.METRIC
     assert report["preprocessing"]["pixel_mean"] == list(cfg.MODEL.PIXEL_MEAN) and "64x32" in report["preprocessing"]["input"]
 
-    import onnxruntime
-
-    images = example_images(64, 32, batch=5, seed=3)
-    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    (onnx_features,) = session.run(["features"], {"images": images.numpy()})
+    images = example_images(64, 32, batch=5, seed=3)  # another batch size than the export's
     state = torch.load(trained["weights"], weights_only=False)["model"]
     base.load_state_dict({k: v for k, v in state.items() if not k.startswith("branches.")})
     with torch.no_grad():
         reference = base.eval()(images).numpy()
-    assert onnx_features.shape == (5, 16)
-    np.testing.assert_allclose(onnx_features, reference, atol=1e-4)
-    scripted = torch.jit.load(str(out / "model.ts"))
-    with torch.no_grad():
-        np.testing.assert_allclose(scripted(images).numpy(), reference, atol=1e-4)
+    for fmt, entry in report["files"].items():
+        namespace = {"images": images}
+        with torch.no_grad():
+            exec("\n".join(entry["load"]), namespace)  # the snippet export.json gives, as written
+        features = namespace["features"]
+        features = features.numpy() if isinstance(features, torch.Tensor) else features
+        assert features.shape == (5, 16), fmt
+        np.testing.assert_allclose(features, reference, atol=1e-4, err_msg=fmt)
+
+
+def test_the_default_export_is_the_exported_program_and_onnx():
+    args = load_tool("export_model").parser().parse_args(["--config-file", "c.yaml"])
+    assert args.format == ["export", "onnx"]
 
 
 ANALYSIS = os.path.join("projects", "DAAF", "analysis")
