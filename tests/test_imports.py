@@ -25,6 +25,7 @@ ALLOWED = {
     "pseudo_label": {"data"},
     "analysis": {"data", "evaluation", "modeling"},
     "engine": {"data", "modeling", "evaluation", "solver", "pseudo_label", "analysis"},
+    "tools": {"data", "modeling", "evaluation", "solver", "pseudo_label", "analysis", "engine"},
 }
 
 

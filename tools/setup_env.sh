@@ -12,6 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 echo "setup: installing requirements/ci.txt into .venv (the first time: several minutes, ~6 GB)"
-.venv/bin/python -m pip install --progress-bar off -r requirements/ci.txt | { grep -E '^(Collecting|Successfully)' || true; }
+# pip draws its progress bar on a terminal (the first install is the long one)
+.venv/bin/python -m pip install -r requirements/ci.txt
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python -c 'import torch, daaf; print("setup: daaf", daaf.__version__, "torch", torch.__version__, "CUDA build", torch.version.cuda or "none", "GPU visible", torch.cuda.is_available())'

@@ -127,11 +127,11 @@ class DefaultTrainer(TrainerBase):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
-        self.save_config()
 
     def save_config(self) -> None:
-        """Write the run's config to OUTPUT_DIR/config.yaml (main process): once the loader, the
-        model and the optimizer are built, so a run that fails its checks leaves no record."""
+        """Write the run's config to OUTPUT_DIR/config.yaml (main process), when :meth:`train`
+        starts work: after the loader, the model and the optimizer are built, so a run that fails
+        its checks leaves no record, and a finished run resumed rewrites nothing."""
         if comm.is_main_process() and self.cfg.OUTPUT_DIR:
             _write_config(self.cfg, os.path.join(self.cfg.OUTPUT_DIR, "config.yaml"))
 
@@ -177,7 +177,9 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.PreciseBN(cfg.TEST.EVAL_PERIOD, self.model, self.build_train_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER))
 
         def test_and_save_results():
-            self._last_eval_results = self.test(self.cfg, self.model, iteration=self.iter)
+            final = self.iter >= self.max_iter - 1  # the final evaluation: model_final.pth is written
+            weights = self.checkpointer.get_checkpoint_file() if final else ""
+            self._last_eval_results = self.test(self.cfg, self.model, iteration=self.iter, weights=weights)
             return self._last_eval_results
 
         if cfg.DATASETS.TEST:
@@ -211,6 +213,7 @@ class DefaultTrainer(TrainerBase):
         otherwise it trains nothing and writes nothing, and says so."""
         if self.start_iter == self.max_iter and self.cfg.DATASETS.TEST and not self.final_evaluation_written():
             logging.getLogger(__name__).info("Training finished but its final evaluation was not written: evaluating now")
+            self.save_config()
             super().train(self.max_iter, self.max_iter)  # no step; the hooks' after_train evaluates and writes
             return getattr(self, "_last_eval_results", None)
         if self.start_iter >= self.max_iter:
@@ -224,6 +227,7 @@ class DefaultTrainer(TrainerBase):
                 )
             logging.getLogger(__name__).warning(message)
             return None
+        self.save_config()
         super().train(self.start_iter, self.max_iter)
         return getattr(self, "_last_eval_results", None)
 
@@ -364,10 +368,12 @@ class DefaultTrainer(TrainerBase):
         return cfg
 
     @classmethod
-    def test(cls, cfg, model, evaluators=None, iteration=None) -> OrderedDict:
+    def test(cls, cfg, model, evaluators=None, iteration=None, weights=None) -> OrderedDict:
         """Evaluate ``model`` on every dataset of DATASETS.TEST; returns {dataset: {metric: value}},
-        also written (main process) to OUTPUT_DIR/inference/results.json, with the training
-        ``iteration`` the model is at (None for an evaluation of given weights)."""
+        also written (main process) to OUTPUT_DIR/inference/results.json as {"weights": the
+        checkpoint evaluated (default MODEL.WEIGHTS; "" for a model between checkpoints),
+        "iteration": the training iteration it is at (None for an evaluation of given weights),
+        "results": {dataset: {metric: value}}}."""
         from daaf.evaluation import describe_model, inference_on_dataset, print_csv_format, test_time_crops
 
         logger = logging.getLogger("daaf")
@@ -391,5 +397,6 @@ class DefaultTrainer(TrainerBase):
                 logger.info(f"Evaluation results for {dataset_name}:\n" + print_csv_format(results_i))
         if comm.is_main_process() and cfg.OUTPUT_DIR and results:
             with atomic_write(os.path.join(cfg.OUTPUT_DIR, "inference", "results.json"), "w") as f:
-                json.dump({"weights": cfg.MODEL.WEIGHTS, "iteration": iteration, "results": results}, f, indent=2)
+                evaluated = cfg.MODEL.WEIGHTS if weights is None else weights
+                json.dump({"weights": evaluated, "iteration": iteration, "results": results}, f, indent=2)
         return results

@@ -208,16 +208,20 @@ class JSONWriter(EventWriter):
 
 
 class TensorboardXWriter(EventWriter):
-    """Write scalars (and queued images) as TensorBoard event files in ``log_dir``."""
+    """Write scalars (and queued images) as TensorBoard event files in ``log_dir``. The event file
+    is created at the first write, so a run that writes nothing leaves none."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs):
-        from torch.utils.tensorboard import SummaryWriter
-
         self._window_size = window_size
-        self._writer = SummaryWriter(log_dir, **kwargs)
+        self._log_dir, self._kwargs = log_dir, kwargs
+        self._writer = None
         self._last_write = -1
 
     def write(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self._log_dir, **self._kwargs)
         storage = get_event_storage()
         new_last_write = self._last_write
         for name, (value, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
@@ -234,7 +238,8 @@ class TensorboardXWriter(EventWriter):
         self._writer.flush()
 
     def close(self):
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class CommonMetricPrinter(EventWriter):

@@ -108,6 +108,8 @@ def test_resuming_a_finished_run_trains_and_writes_nothing_and_says_so(tiny_cfg,
     DefaultTrainer(cfg).train()
     metrics = (tmp_path / "run" / "metrics.json").read_bytes()
     final = (tmp_path / "run" / "model_final.pth").read_bytes()
+    (tmp_path / "run" / "config.yaml").write_text("the config the run was trained with\n")
+    files = sorted(os.listdir(tmp_path / "run"))
     daaf_logger = logging.getLogger("daaf")  # does not propagate once a run has set up logging
     daaf_logger.addHandler(caplog.handler)
     try:
@@ -122,6 +124,8 @@ def test_resuming_a_finished_run_trains_and_writes_nothing_and_says_so(tiny_cfg,
     finally:
         daaf_logger.removeHandler(caplog.handler)
     assert (tmp_path / "run" / "metrics.json").read_bytes() == metrics  # no iteration 4, no new timing line
+    assert (tmp_path / "run" / "config.yaml").read_text() == "the config the run was trained with\n"
+    assert sorted(os.listdir(tmp_path / "run")) == files  # no new TensorBoard file, nothing else
     assert (tmp_path / "run" / "model_final.pth").read_bytes() == final
 
 

@@ -136,7 +136,8 @@ def test_search_ranks_the_query_itself_first_and_draws_the_lists(trained, tmp_pa
     )
     picture = cv2.imread(out)
     assert picture.shape == (2 * (PANEL_H + PAD) + PAD, 5 * (PANEL_W + PAD) + PAD, 3)
-    search = load_tool("search")
+    from daaf.tools import search
+
     features = expected_embeddings(trained, gallery)
     indices, distances = search.top_k_exact(features[:2], features, "cosine", 4)
     assert list(indices[:, 0]) == [0, 1] and np.allclose(distances[:, 0], 0, atol=1e-5)
@@ -434,7 +435,8 @@ class _FakeFaissIndex:
 def test_faiss_search_agrees_with_exact_search(monkeypatch, capsys):
     import types
 
-    search = load_tool("search")
+    from daaf.tools import search
+
     rng = np.random.default_rng(0)
     query, gallery = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
     monkeypatch.setitem(sys.modules, "faiss", None)
