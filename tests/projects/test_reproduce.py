@@ -78,6 +78,13 @@ def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_d
     again = FakeTrainNet()
     monkeypatch.setattr(subprocess, "call", again)
     assert reproduce.main(reproduce.parser().parse_args(argv)) == 0 and again.commands == []
+    # other settings: the runs are not "done", and their folders are refused, naming what differs
+    changed = [*argv, "SOLVER.MAX_ITER", "40"]
+    assert reproduce.main(reproduce.parser().parse_args(["--dry-run", *changed])) == 0
+    assert "# done" not in capsys.readouterr().out
+    with pytest.raises(UserError, match=r"holds a run made with other settings \(SOLVER.MAX_ITER: 400 -> 40\)"):
+        reproduce.main(reproduce.parser().parse_args(changed))
+    assert again.commands == []
 
 
 def test_dry_run_lists_the_commands_and_rows_that_share_a_config_share_its_run(reproduce, capsys):

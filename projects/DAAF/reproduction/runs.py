@@ -10,11 +10,14 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import yaml
+
 from daaf.config import build_config
 from daaf.data import PersonLabels, get_dataset, label_file_path, resolve_labels_dir
 from daaf.data.datasets import register_custom_datasets
 from daaf.modeling import model_input_fields
 from daaf.utils.errors import UserError
+from daaf.utils.file_io import atomic_write
 
 __all__ = ["REPO", "Run", "check_inputs", "train_and_evaluate"]
 
@@ -38,11 +41,47 @@ class Run:
     def results_file(self) -> str:
         return os.path.join(self.output_dir, "inference", "results.json")
 
+    @property
+    def request_file(self) -> str:
+        """The effective config the folder's run was started with (written before it starts)."""
+        return os.path.join(self.output_dir, "reproduce_request.yaml")
+
+    def requested_config(self) -> str:
+        """The effective config of this run (its config file, its options and its OUTPUT_DIR), as YAML."""
+        return build_config(self.config, [*self.opts, "OUTPUT_DIR", self.output_dir]).dump()
+
+    def recorded_config(self) -> Optional[str]:
+        if not os.path.isfile(self.request_file):
+            return None
+        with open(self.request_file) as f:
+            return f.read()
+
+    def check_same_settings(self) -> None:
+        """A one-line UserError when the folder holds a run started with another effective config."""
+        recorded = self.recorded_config()
+        if recorded is None or recorded == self.requested_config():
+            return
+        old, new = _flat(yaml.safe_load(recorded)), _flat(yaml.safe_load(self.requested_config()))
+        changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        raise UserError(
+            f"{self.output_dir}: holds a run made with other settings ({'; '.join(changed[:3])}); "
+            "give another --output-dir, or remove that folder to run it again"
+        )
+
+    def record_request(self) -> None:
+        os.makedirs(self.output_dir, exist_ok=True)
+        with atomic_write(self.request_file, "w") as f:
+            f.write(self.requested_config())
+
     def done(self) -> bool:
-        """Its results are there, newer than the model they are of."""
+        """Its results are there, newer than the model they are of, and made with this run's
+        effective config."""
         model = self.evaluates.weights if self.evaluates else self.weights
         return (
-            os.path.isfile(self.results_file) and os.path.isfile(model) and os.path.getmtime(self.results_file) >= os.path.getmtime(model)
+            os.path.isfile(self.results_file)
+            and os.path.isfile(model)
+            and os.path.getmtime(self.results_file) >= os.path.getmtime(model)
+            and self.recorded_config() == self.requested_config()
         )
 
     def command(self, num_gpus: int) -> List[str]:
@@ -57,6 +96,16 @@ class Run:
     def results(self) -> Dict[str, Dict[str, float]]:
         with open(self.results_file) as f:
             return json.load(f)["results"]
+
+
+def _flat(node, prefix: str = "") -> dict:
+    items = {}
+    for key, value in (node or {}).items():
+        if isinstance(value, dict):
+            items.update(_flat(value, f"{prefix}{key}."))
+        else:
+            items[prefix + key] = value
+    return items
 
 
 def check_inputs(runs: Sequence[Run]) -> None:
@@ -78,7 +127,10 @@ def check_inputs(runs: Sequence[Run]) -> None:
 
 def train_and_evaluate(runs: Sequence[Run], num_gpus: int, output_dir: str, verbose: bool) -> None:
     """Check the inputs of the runs not done (one error line), then make each one's results, in order."""
-    check_inputs([r for r in runs if not r.done()])
+    todo = [r for r in runs if not r.done()]
+    for run in todo:  # a folder of a run with other settings is refused before anything runs
+        run.check_same_settings()
+    check_inputs(todo)
     start = time.time()
     for i, run in enumerate(runs, 1):
         what = "evaluate" if run.evaluates else "train"
@@ -87,6 +139,7 @@ def train_and_evaluate(runs: Sequence[Run], num_gpus: int, output_dir: str, verb
             continue
         print(f"[{i}/{len(runs)}] {what} {os.path.relpath(run.output_dir, output_dir)} ({time.time() - start:.0f} s so far)", flush=True)
         command = run.command(num_gpus)
+        run.record_request()
         code = subprocess.call(command, cwd=REPO, stdout=None if verbose else subprocess.DEVNULL)
         if code != 0 or not run.done():
             raise UserError(f"{shlex.join(command)} failed (exit {code}); its log: {os.path.join(run.output_dir, 'log.txt')}")
