@@ -120,6 +120,12 @@ def _run_then_destroy_process_groups(main_func, args):
     return result
 
 
+def run_command_line(main_func, parser) -> int:
+    """A tool's command line: ``main_func`` of the arguments ``parser()`` parses from sys.argv, with
+    :func:`run_reporting_user_errors`; the exit code."""
+    return run_reporting_user_errors(main_func, parser().parse_args()) or 0
+
+
 def run_reporting_user_errors(main_func, *args):
     """``main_func(*args)``; a UserError, or a full disk anywhere (a log or metrics line, a
     picture), becomes one ``error: ...`` line on stderr and exit code 2."""

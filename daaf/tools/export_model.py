@@ -25,7 +25,7 @@ from daaf.engine import (
     inference_config,
     load_inference_model,
     positive_int,
-    run_reporting_user_errors,
+    run_command_line,
 )
 from daaf.engine.export import (
     LOAD_SNIPPETS,
@@ -149,7 +149,7 @@ def parser():
 
 def cli() -> int:
     """The command line (``daaf-export``, ``python -m daaf.tools.export_model``, ``python tools/export_model.py``); the exit code."""
-    return run_reporting_user_errors(main, parser().parse_args()) or 0
+    return run_command_line(main, parser)
 
 
 if __name__ == "__main__":

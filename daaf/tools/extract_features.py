@@ -16,7 +16,7 @@ from daaf.engine import (
     inference_argument_parser,
     inference_config,
     non_negative_int,
-    run_reporting_user_errors,
+    run_command_line,
 )
 from daaf.utils.file_io import atomic_write
 
@@ -41,7 +41,7 @@ def parser():
 
 def cli() -> int:
     """The command line (``daaf-extract-features``, ``python -m daaf.tools.extract_features``, ``python tools/extract_features.py``); the exit code."""
-    return run_reporting_user_errors(main, parser().parse_args()) or 0
+    return run_command_line(main, parser)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from daaf.engine import (
     inference_config,
     non_negative_int,
     positive_int,
-    run_reporting_user_errors,
+    run_command_line,
 )
 from daaf.evaluation import compute_distance_chunks, top_k
 from daaf.evaluation.distance import paired_distance, prepare_features
@@ -95,7 +95,7 @@ def parser():
 
 def cli() -> int:
     """The command line (``daaf-search``, ``python -m daaf.tools.search``, ``python tools/search.py``); the exit code."""
-    return run_reporting_user_errors(main, parser().parse_args()) or 0
+    return run_command_line(main, parser)
 
 
 if __name__ == "__main__":

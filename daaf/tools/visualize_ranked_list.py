@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from daaf.engine import positive_int, run_reporting_user_errors
+from daaf.engine import positive_int, run_command_line
 from daaf.evaluation.ranked_list import load_ranks, ranked_list_figure, select_queries
 from daaf.utils.visualization import save_image
 
@@ -42,7 +42,7 @@ def parser():
 
 def cli() -> int:
     """The command line (``daaf-visualize-ranked-list``, ``python -m daaf.tools.visualize_ranked_list``, ``python tools/visualize_ranked_list.py``); the exit code."""
-    return run_reporting_user_errors(main, parser().parse_args()) or 0
+    return run_command_line(main, parser)
 
 
 if __name__ == "__main__":
