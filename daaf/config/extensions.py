@@ -22,7 +22,7 @@ from typing import Callable, Dict, List
 
 from daaf.utils.errors import ConfigError
 
-__all__ = ["config_extension", "registered_config_extensions", "apply_config_extensions", "BUILTIN_CONFIG_MODULES"]
+__all__ = ["flatten_config", "config_extension", "registered_config_extensions", "apply_config_extensions", "BUILTIN_CONFIG_MODULES"]
 
 # The package's own component families that add their keys through an extension, as a third-party
 # module does: imported by get_cfg() so that the default config always holds their keys.
@@ -45,11 +45,12 @@ def registered_config_extensions() -> List[str]:
     return list(_EXTENSIONS)
 
 
-def _flat_items(node, prefix: str = "") -> dict:
+def flatten_config(node, prefix: str = "") -> dict:
+    """{"A.B.C": value} for every leaf of a config (or any nested mapping); None gives {}."""
     items = {}
-    for key, value in node.items():
+    for key, value in (node or {}).items():
         if isinstance(value, dict):
-            items.update(_flat_items(value, f"{prefix}{key}."))
+            items.update(flatten_config(value, f"{prefix}{key}."))
         else:
             items[prefix + key] = value
     return items
@@ -59,9 +60,9 @@ def apply_config_extensions(cfg) -> None:
     """Call every registered extension on ``cfg`` (not frozen), in registration order; a
     ConfigError names the extension that changes or removes a key that was there before it."""
     for name, func in _EXTENSIONS.items():
-        before = _flat_items(cfg)
+        before = flatten_config(cfg)
         func(cfg)
-        after = _flat_items(cfg)
+        after = flatten_config(cfg)
         changed = [k for k, v in before.items() if k not in after or after[k] != v]
         if changed:
             raise ConfigError(

@@ -151,7 +151,9 @@ def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int 
     check_evaluable(dataset_name, dataset.query, dataset.gallery)
     records = [dict(r) for r in dataset.query + dataset.gallery]
     if cfg.DATALOADER.CHECK_IMAGES:  # a test image the model cannot read is refused, never scored blank
-        drop_or_refuse_bad_images(records, skip=False, what=f"{dataset_name} test images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS)
+        drop_or_refuse_bad_images(
+            records, skip=False, what=f"{dataset_name} test images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS, skippable=False
+        )
     mapper = mapper or ReIDDatasetMapper(cfg, is_train=False)
     loader = ReIDDataLoader(
         MappedDataset(records, mapper),

@@ -21,7 +21,15 @@ from tqdm import tqdm
 from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import atomic_write, cache_dir
 
-__all__ = ["HEADER_BYTES", "DEFAULT_MAX_IMAGE_PIXELS", "image_header_size", "image_problem", "find_bad_images", "drop_or_refuse_bad_images"]
+__all__ = [
+    "HEADER_BYTES",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "image_header_size",
+    "pixel_limit_problem",
+    "image_problem",
+    "find_bad_images",
+    "drop_or_refuse_bad_images",
+]
 
 # The default of INPUT.MAX_IMAGE_PIXELS: a 12,000 x 8,000 photo; a ReID crop is a few thousand pixels.
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -69,7 +77,9 @@ def image_header_size(head: bytes) -> Optional[tuple]:
     return None
 
 
-def _too_large(head: bytes, max_pixels: int) -> Optional[str]:
+def pixel_limit_problem(head: bytes, max_pixels: int) -> Optional[str]:
+    """Why an image whose first bytes are ``head`` is refused before decoding (its header declares
+    more than ``max_pixels`` pixels), or None."""
     size = image_header_size(head)
     if size is not None and size[0] * size[1] > max_pixels:
         return f"declares {size[1]} x {size[0]} pixels, more than INPUT.MAX_IMAGE_PIXELS ({max_pixels:,})"
@@ -98,7 +108,7 @@ def image_problem(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Opti
         return f"cannot be read ({e.strerror})"
     if size == 0:
         return "empty file"
-    too_large = _too_large(head, max_pixels)
+    too_large = pixel_limit_problem(head, max_pixels)
     if too_large:
         return too_large
     if head.startswith(b"\xff\xd8\xff"):
@@ -148,17 +158,18 @@ def find_bad_images(paths: Sequence[str], progress: bool = True, max_pixels: int
 
 
 def drop_or_refuse_bad_images(
-    records: List[dict], skip: bool, what: str = "training images", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    records: List[dict], skip: bool, what: str = "training images", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, skippable: bool = True
 ) -> List[dict]:
     """``records`` whose files are whole images. A DatasetError listing the bad files in one line,
-    unless ``skip`` (DATALOADER.SKIP_BAD_IMAGES): then they are dropped with one warning."""
+    unless ``skip`` (DATALOADER.SKIP_BAD_IMAGES): then they are dropped with one warning. The error
+    names DATALOADER.SKIP_BAD_IMAGES when ``skippable`` (a training set, which may lose images)."""
     bad = find_bad_images([r["file_name"] for r in records], max_pixels=max_pixels)
     if not bad:
         return records
     listed = "; ".join(f"{path} ({problem})" for path, problem in list(bad.items())[:_SHOWN])
     more = f"; and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
     if not skip:
-        hint = ", or set DATALOADER.SKIP_BAD_IMAGES True to train without them" if what == "training images" else ""
+        hint = ", or set DATALOADER.SKIP_BAD_IMAGES True to train without them" if skippable else ""
         raise DatasetError(f"{len(bad)} of {len(records)} {what} cannot be read: {listed}{more}; replace or remove them{hint}")
     logger.warning(f"Skipping {len(bad)} of {len(records)} {what} that cannot be read (DATALOADER.SKIP_BAD_IMAGES): {listed}{more}")
     return [r for r in records if r["file_name"] not in bad]

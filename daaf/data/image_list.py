@@ -39,7 +39,7 @@ def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, n
     :class:`ReIDBatch` with pid and camid -1."""
     records = [{"file_name": p, "pid": -1, "camid": -1} for p in paths]
     if cfg.DATALOADER.CHECK_IMAGES:
-        drop_or_refuse_bad_images(records, skip=False, what="input images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS)
+        drop_or_refuse_bad_images(records, skip=False, what="input images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS, skippable=False)
     return ReIDDataLoader(
         MappedDataset(records, ReIDDatasetMapper(cfg, is_train=False)),
         batch_size=batch_size or cfg.TEST.IMS_PER_BATCH,

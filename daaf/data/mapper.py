@@ -14,7 +14,7 @@ from daaf.utils.errors import ConfigError, DatasetError
 from daaf.utils.file_io import PathManager
 
 from .batch import PersonLabels
-from .image_check import DEFAULT_MAX_IMAGE_PIXELS, HEADER_BYTES, image_header_size
+from .image_check import DEFAULT_MAX_IMAGE_PIXELS, HEADER_BYTES, pixel_limit_problem
 from .person_labels import KEYPOINT_FLIP_INDICES, NUM_KEYPOINTS, decode_mask
 from .transforms import (
     Augmentation,
@@ -44,9 +44,9 @@ def read_image(file_name: str, format: str = "RGB", max_pixels: int = DEFAULT_MA
             data = np.frombuffer(f.read(), dtype=np.uint8)
     except FileNotFoundError:
         raise DatasetError(f"image not found: {file_name}") from None
-    size = image_header_size(data[:HEADER_BYTES].tobytes())
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise DatasetError(f"{file_name}: declares {size[1]} x {size[0]} pixels, more than INPUT.MAX_IMAGE_PIXELS ({max_pixels:,})")
+    too_large = pixel_limit_problem(data[:HEADER_BYTES].tobytes(), max_pixels)
+    if too_large:
+        raise DatasetError(f"{file_name}: {too_large}")
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS) or a header it rejects

@@ -119,7 +119,7 @@ class FeatureExtractor:
             raise UserError("no images to embed")
         files = [r for r in records if "image" not in r]
         if files and self.cfg.DATALOADER.CHECK_IMAGES:
-            drop_or_refuse_bad_images(files, skip=False, what="input images", max_pixels=self.cfg.INPUT.MAX_IMAGE_PIXELS)
+            drop_or_refuse_bad_images(files, skip=False, what="input images", max_pixels=self.cfg.INPUT.MAX_IMAGE_PIXELS, skippable=False)
         loader = ReIDDataLoader(
             MappedDataset(records, self._mapper), batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
         )

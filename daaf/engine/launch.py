@@ -7,7 +7,6 @@ would fail there). Under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK set), the 
 is initialised from the environment and ``main_func`` runs in the current process.
 """
 
-import errno
 import functools
 import logging
 import os
@@ -21,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from daaf.utils import comm
+from daaf.utils.errors import is_full_disk
 
 __all__ = ["launch", "launch_cli", "run_reporting_user_errors", "DEFAULT_TIMEOUT", "default_backend"]
 
@@ -137,7 +137,7 @@ def run_reporting_user_errors(main_func, *args):
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not is_full_disk(e):
             raise
         where = f" (writing {e.filename})" if e.filename else ""
         print(f"error: no space left on device{where}", file=sys.stderr, flush=True)

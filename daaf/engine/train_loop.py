@@ -3,7 +3,6 @@
 The design follows detectron2's ``detectron2.engine.train_loop``: hooks run before and after training
 and each step, and a trainer's ``run_step`` does one optimisation step."""
 
-import errno
 import logging
 import time
 import weakref
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 
 from daaf.utils import comm
-from daaf.utils.errors import UserError
+from daaf.utils.errors import UserError, is_full_disk
 from daaf.utils.events import EventStorage, get_event_storage
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
@@ -80,7 +79,7 @@ class TrainerBase:
                 # After a normal exit self.iter == max_iter, so after_train sees the final state.
                 self.iter = max_iter
             except Exception as e:
-                if isinstance(e, UserError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+                if isinstance(e, UserError) or is_full_disk(e):
                     # bad input or a full disk: the entry point prints its one line; the traceback
                     # goes to log.txt only
                     logger.debug(f"Training stopped at iteration {self.iter}:", exc_info=True)

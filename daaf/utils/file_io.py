@@ -1,7 +1,6 @@
 """The PathManager every user-given path goes through, and atomic file writing."""
 
 import contextlib
-import errno
 import glob
 import json
 import os
@@ -13,7 +12,7 @@ import threading
 from iopath.common.file_io import HTTPURLHandler
 from iopath.common.file_io import PathManager as _PathManagerClass
 
-from .errors import UserError
+from .errors import UserError, is_full_disk
 
 __all__ = [
     "PathManager",
@@ -74,7 +73,7 @@ def _disk_full(error: BaseException, directory: str) -> bool:
     while error is not None and len(chain) < 8:
         chain.append(error)
         error = error.__cause__ or error.__context__
-    if any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain):
+    if any(is_full_disk(e) for e in chain):
         return True
     if any(isinstance(e, RuntimeError) and "unexpected pos" in str(e) for e in chain):
         with contextlib.suppress(OSError):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from daaf.config import build_config, get_cfg
+from daaf.config import build_config, flatten_config, get_cfg
 from daaf.config.checks import ListOf, OneOf, OrNone, Range, declared_value_checks
 from daaf.utils.errors import ConfigError
 
@@ -51,17 +51,9 @@ def test_a_non_finite_learning_rate_in_a_yaml_file_is_refused(tmp_path, text):
         build_config(str(config))
 
 
-def _leaves(node, prefix=""):
-    for key, value in node.items():
-        if isinstance(value, dict):
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield prefix + key, value
-
-
 def test_every_numeric_key_declares_what_it_allows_and_every_default_is_allowed():
     checks = declared_value_checks()
-    defaults = dict(_leaves(get_cfg()))
+    defaults = flatten_config(get_cfg())
     numeric = {
         k
         for k, v in defaults.items()

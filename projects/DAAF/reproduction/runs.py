@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from daaf.config import build_config
+from daaf.config import build_config, flatten_config
 from daaf.data import PersonLabels, get_dataset, label_file_path, resolve_labels_dir
 from daaf.data.datasets import register_custom_datasets
 from daaf.modeling import model_input_fields
@@ -58,10 +58,10 @@ class Run:
 
     def check_same_settings(self) -> None:
         """A one-line UserError when the folder holds a run started with another effective config."""
-        recorded = self.recorded_config()
-        if recorded is None or recorded == self.requested_config():
+        recorded, requested = self.recorded_config(), self.requested_config()
+        if recorded is None or recorded == requested:
             return
-        old, new = _flat(yaml.safe_load(recorded)), _flat(yaml.safe_load(self.requested_config()))
+        old, new = flatten_config(yaml.safe_load(recorded)), flatten_config(yaml.safe_load(requested))
         changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         raise UserError(
             f"{self.output_dir}: holds a run made with other settings ({'; '.join(changed[:3])}); "
@@ -96,16 +96,6 @@ class Run:
     def results(self) -> Dict[str, Dict[str, float]]:
         with open(self.results_file) as f:
             return json.load(f)["results"]
-
-
-def _flat(node, prefix: str = "") -> dict:
-    items = {}
-    for key, value in (node or {}).items():
-        if isinstance(value, dict):
-            items.update(_flat(value, f"{prefix}{key}."))
-        else:
-            items[prefix + key] = value
-    return items
 
 
 def check_inputs(runs: Sequence[Run]) -> None:
