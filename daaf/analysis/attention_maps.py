@@ -170,8 +170,8 @@ def draw_attention_grid(
     images: torch.Tensor, maps: Dict[str, torch.Tensor], max_columns: Optional[int] = None, notes: Optional[Dict[str, List[str]]] = None
 ) -> np.ndarray:
     """One row per image: the image, then each map (B, h, w) or (B, C, h, w) (max over C) overlaid
-    on it, labelled with its name (and ``notes[name][b]`` if given) and, at the bottom, its maximum
-    (each map is coloured from its own minimum to its maximum), and last the colour key. Returns
+    on it, labelled with its name (and ``notes[name][b]`` if given) and, at the bottom, its minimum and
+    maximum (each map is coloured from its own minimum to its maximum), and last the colour key. Returns
     an RGB grid."""
     rows: List[List[np.ndarray]] = []
     names = list(maps)[: max_columns or None]
@@ -183,7 +183,7 @@ def draw_attention_grid(
             m = maps[name][i]
             m = (m.amax(dim=0) if m.dim() == 3 else m).float().numpy()
             title = f"{name} {notes[name][i]}" if notes and name in notes else name
-            row.append(label_panel(overlay_heatmap(image, m), title, footer=f"max {m.max():.3g}"))
+            row.append(label_panel(overlay_heatmap(image, m), title, footer=f"min {m.min():.3g} max {m.max():.3g}"))
         row.append(colour_scale_panel(*image.shape[:2]))
         rows.append(row)
     return image_grid(rows)
