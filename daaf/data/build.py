@@ -57,7 +57,7 @@ def get_train_records(dataset_names: Sequence[str], root: str = "", labels_dir: 
         raise DatasetError("DATASETS.TRAIN is empty: name at least one registered dataset")
     records, pid_offset, cam_offset = [], 0, 0
     for name in dataset_names:
-        dataset = get_dataset(name, root)
+        dataset = get_dataset(name, root, splits=("train",))
         if not dataset.train:
             raise DatasetError(f"DATASETS.TRAIN: {name} has no training split (it is a test-only dataset)")
         train = [dict(r) for r in dataset.train]
@@ -147,7 +147,7 @@ def build_reid_test_loader(cfg, dataset_name: str, mapper=None, batch_size: int 
     """Loader over query + gallery of ``dataset_name`` (this process's shard) and the query count.
     A DatasetError, before any inference, when no query has a true match the protocol counts."""
     register_custom_datasets(cfg.DATASETS.CUSTOM)
-    dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT)
+    dataset = get_dataset(dataset_name, cfg.DATASETS.ROOT, splits=("query", "gallery"))  # never its train split
     check_evaluable(dataset_name, dataset.query, dataset.gallery)
     records = [dict(r) for r in dataset.query + dataset.gallery]
     if cfg.DATALOADER.CHECK_IMAGES:  # a test image the model cannot read is refused, never scored blank

@@ -164,6 +164,24 @@ def test_custom_dataset_from_csv_and_from_folders(tmp_path):
         get_dataset("ShopCSV")
 
 
+def test_evaluation_reads_only_query_and_gallery_so_a_broken_train_split_does_not_matter(tmp_path):
+    from daaf.data import get_train_records
+
+    root = tmp_path / "lobby"
+    write_images(root / "imgs", ["a.jpg", "b.jpg", "c.jpg"])
+    (root / "query.csv").write_text("path,pid,camid\nimgs/a.jpg,5,0\n")
+    (root / "gallery.csv").write_text("path,pid,camid\nimgs/b.jpg,5,1\nimgs/c.jpg,6,1\n")
+    (root / "train.csv").write_text("path,pid\nimgs/a.jpg,not-a-pid\n")  # a train split this evaluation never needs
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.CUSTOM", f"['Lobby={root}']", "DATALOADER.NUM_WORKERS", "0"])
+    loader, num_query = build_reid_test_loader(cfg, "Lobby")
+    assert num_query == 1 and [r["pid"] for r in loader.dataset.records] == [5, 5, 6]
+    with pytest.raises(DatasetError, match=r"train.csv:2: pid and camid must be integers"):
+        get_train_records(["Lobby"])
+    with pytest.raises(DatasetError, match=r"train.csv:2"):  # the full summary still reads every split
+        get_dataset("Lobby")
+
+
 def test_test_only_dataset_cannot_be_trained_on(tmp_path, synthetic_root):
     from daaf.data import get_train_records
 

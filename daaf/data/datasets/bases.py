@@ -3,7 +3,7 @@
 import logging
 import os
 import re
-from typing import List
+from typing import List, Sequence
 
 from daaf.utils.errors import DatasetError
 from daaf.utils.file_io import PathManager
@@ -17,6 +17,7 @@ __all__ = [
     "dataset_report_ranks",
     "resolve_datasets_root",
     "IMAGE_EXTENSIONS",
+    "SPLITS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ with ``train``, ``query`` and ``gallery`` lists of records
 {"file_name": absolute path, "relpath": path under dataset_dir, "pid": int, "camid": int}.
 """
 
+SPLITS = ("train", "query", "gallery")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -40,8 +42,10 @@ class ReIDDataset:
     """A ReID dataset: a training split and a (query, gallery) test pair.
 
     Subclasses set ``dataset_dirs`` (folder names under the root the dataset is distributed
-    under; the first that exists is used) and implement ``load()`` returning (train, query,
-    gallery) record lists. Records hold the ORIGINAL pids; the training loader relabels them.
+    under; the first that exists is used) and implement either ``load_split(split)`` (one split's
+    records, read on first use, so that an evaluation never reads the training split) or ``load()``
+    returning (train, query, gallery) record lists at once. Records hold the ORIGINAL pids; the
+    training loader relabels them.
     """
 
     dataset_dirs = ("",)
@@ -54,13 +58,31 @@ class ReIDDataset:
         self.dataset_dir = next((c for c in candidates if PathManager.isdir(c)), candidates[0])
         if not PathManager.isdir(self.dataset_dir):
             raise DatasetError(f"{type(self).__name__}: dataset folder not found: {self.dataset_dir} (expected layout: {self.layout_hint})")
-        self.train, self.query, self.gallery = self.load()
+        self._records = {}
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
+    def records(self, split: str) -> List[dict]:
+        """The records of ``split`` (one of SPLITS), read on first use."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
+        if split not in self._records:
+            self._records[split] = self.load_split(split)
+        return self._records[split]
+
+    train = property(lambda self: self.records("train"), doc="The training split's records ([] for a test-only dataset).")
+    query = property(lambda self: self.records("query"), doc="The query split's records.")
+    gallery = property(lambda self: self.records("gallery"), doc="The gallery split's records.")
+
+    def load_split(self, split: str) -> List[dict]:
+        """One split's records; by default all three from :meth:`load`."""
+        self._records.update(zip(SPLITS, self.load()))
+        return self._records[split]
+
     def load(self):
+        """(train, query, gallery) record lists, for a dataset that reads them together."""
         raise NotImplementedError
 
     def require_dir(self, *parts: str) -> str:
@@ -94,9 +116,9 @@ class ReIDDataset:
             raise DatasetError(f"{self.name}: no images in {folder} (expected layout: {self.layout_hint})")
         return records
 
-    def summary(self) -> str:
-        """A table of identities, images and cameras per split."""
-        rows = [("train", self.train), ("query", self.query), ("gallery", self.gallery)]
+    def summary(self, splits: Sequence[str] = SPLITS) -> str:
+        """A table of identities, images and cameras of each of ``splits``."""
+        rows = [(split, self.records(split)) for split in splits]
         lines = [
             f"Dataset {self.name} ({self.dataset_dir})",
             f"  {'split':<8} | {'# ids':>6} | {'# images':>8} | {'# cameras':>9}",
@@ -115,18 +137,17 @@ class BoundingBoxDataset(ReIDDataset):
 
     pattern: re.Pattern = None
 
-    def load(self):
-        train = self.parse_folder(self.require_dir("bounding_box_train"), self.pattern)
-        query = self.parse_folder(self.require_dir("query"), self.pattern)
-        gallery = self.parse_folder(self.require_dir("bounding_box_test"), self.pattern)
-        return train, query, gallery
+    split_folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+
+    def load_split(self, split: str) -> List[dict]:
+        return self.parse_folder(self.require_dir(self.split_folders[split]), self.pattern)
 
 
-def get_dataset(name: str, root: str = "", log: bool = True) -> ReIDDataset:
-    """Instantiate a registered dataset and log its summary table."""
+def get_dataset(name: str, root: str = "", log: bool = True, splits: Sequence[str] = SPLITS) -> ReIDDataset:
+    """Instantiate a registered dataset and, with ``log``, read ``splits`` and log their summary table."""
     dataset = get_from_registry(DATASET_REGISTRY, name, "DATASETS")(root)
     if log:
-        logger.info("\n" + dataset.summary())
+        logger.info("\n" + dataset.summary(splits))
     return dataset
 
 

@@ -37,10 +37,8 @@ class CustomDataset(ReIDDataset):
 
     layout_hint = "<folder>/{train,query,gallery}.csv (path,pid[,camid]) or <folder>/{train,query,gallery}/<pid>/<images>"
 
-    def load(self):
-        return self._split("train", optional=True), self._split("query"), self._split("gallery")
-
-    def _split(self, split: str, optional: bool = False):
+    def load_split(self, split: str):
+        optional = split == "train"
         csv_path = os.path.join(self.dataset_dir, f"{split}.csv")
         if PathManager.isfile(csv_path):
             return self._from_csv(csv_path, split)
