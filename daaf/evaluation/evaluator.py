@@ -1,5 +1,6 @@
 """ReIDEvaluator (detectron2's reset / process / evaluate): CMC, mAP and mINP of gathered
-query and gallery embeddings, with the CMC plot and the ranked lists written beside."""
+query and gallery embeddings, with the CMC plot, each query's results (per_query.npz) and, on
+request, the ranked lists (ranks.npz) written beside."""
 
 import logging
 import os
@@ -16,6 +17,7 @@ from daaf.utils.errors import UserError
 from daaf.utils.file_io import PathManager, atomic_write
 
 from .distance import compute_distance_chunks
+from .per_query import PER_QUERY_FILE, save_per_query
 from .rank import RankAccumulator
 from .rerank import re_ranking_features
 
@@ -156,6 +158,7 @@ class ReIDEvaluator(DatasetEvaluator):
         if self.output_dir and comm.is_main_process():
             per_query = {
                 "query_ap": np.asarray(acc.query_ap, dtype=np.float32),
+                "query_inp": np.asarray(acc.query_inp, dtype=np.float32),
                 "query_first_match": np.asarray(acc.query_first_match, dtype=np.int64),
             }
             self._write_outputs(cmc, top_k_parts, names, pids, camids, per_query)
@@ -182,10 +185,18 @@ class ReIDEvaluator(DatasetEvaluator):
 
         PathManager.mkdirs(self.output_dir)
         plot_cmc({self.curve_label(): cmc}, os.path.join(self.output_dir, "cmc.png"))
+        q = self.num_query
+        # a few numbers per query, always: any two runs on this test split can be compared later
+        save_per_query(
+            os.path.join(self.output_dir, PER_QUERY_FILE),
+            query_files=np.array(names[:q]),
+            query_pids=pids[:q],
+            query_camids=camids[:q],
+            **per_query,
+        )
         if self.save_ranks:
             indices = np.concatenate([t[0] for t in top_k_parts])
             distances = np.concatenate([t[1] for t in top_k_parts])
-            q = self.num_query
             with atomic_write(os.path.join(self.output_dir, "ranks.npz"), "wb") as f:
                 np.savez_compressed(
                     f,

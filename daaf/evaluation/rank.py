@@ -142,6 +142,7 @@ class RankAccumulator:
         self.num_skipped = 0
         self.query_ap = []  # per query in the order added; NaN for a query without a true match
         self.query_first_match = []  # per query: 1-based rank of its first true match; 0 without one
+        self.query_inp = []  # per query; NaN without a true match
 
     def add(self, dist, q_pids, g_pids, q_camids, g_camids) -> None:
         """Rank one chunk: ``dist`` (Q, G) for Q queries against the whole gallery (an array, or a
@@ -169,6 +170,7 @@ class RankAccumulator:
         self.num_valid += int(valid.sum())
         self.query_ap.extend(ap.tolist())
         self.query_first_match.extend((first_rank + 1).tolist())  # 0 without a true match
+        self.query_inp.extend(inp.tolist())
         hits = first_rank[valid & (first_rank < self.max_rank)]
         self.first_match_hist += np.bincount(hits, minlength=self.max_rank)[: self.max_rank]
         self.ap_sum += float(ap[valid].sum())

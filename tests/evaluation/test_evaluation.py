@@ -229,6 +229,23 @@ def evaluator_inputs(seed=0, q=12, g=40, d=8):
     return features, pids, camids
 
 
+def test_every_evaluation_keeps_per_query_results_whose_means_are_its_metrics(tmp_path):
+    from daaf.evaluation import load_per_query, per_query_metric
+
+    features, pids, camids = evaluator_inputs(seed=3)
+    pids[0] = 99  # a query without a true match: NaN, outside every mean
+    evaluator = ReIDEvaluator(12, report_ranks=(1, 3), output_dir=str(tmp_path), save_ranks=False, dataset_name="toy")
+    feed(evaluator, features, pids, camids)
+    results = evaluator.evaluate()
+    assert not (tmp_path / "ranks.npz").exists()  # the ranked lists only on request, the per-query numbers always
+    data = load_per_query(str(tmp_path / "per_query.npz"))
+    assert list(data["query_files"]) == [f"img{i}.jpg" for i in range(12)] and list(data["query_pids"]) == list(pids[:12])
+    for metric in ("mAP", "mINP", "Rank-1", "Rank-3"):
+        values = per_query_metric(data, metric)
+        assert np.isnan(values[0]) and np.isfinite(values[1:]).all()
+        assert np.nanmean(values) == pytest.approx(results[metric], rel=1e-5), metric
+
+
 def test_reid_evaluator_reports_metrics_and_writes_cmc_plot_and_ranks(tmp_path):
     features, pids, camids = evaluator_inputs()
     evaluator = ReIDEvaluator(
