@@ -11,7 +11,10 @@ persons the test set happens to hold) are sources of variance, so:
 * the p-value is a paired sign-flip (permutation) test: each query's difference averaged over the
   seeds gets a random sign, two-sided, with the observed statistic counted among the flips.
 
-A difference is called better (worse) only when its whole interval lies above (below) 0."""
+A difference is called better (worse) only when its whole interval lies above (below) 0 and the
+p-value is below 0.05: where few queries differ at all (Rank-1 of two close models: a handful of
+queries change their first match), the percentile interval can exclude 0 while the sign flips of
+those few queries cannot tell the models apart."""
 
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
@@ -33,9 +36,11 @@ __all__ = [
 ]
 
 DEFAULT_RESAMPLES = 10000
+SIGNIFICANCE = 0.05
 METHOD_NOTE = (
     "95% interval: paired bootstrap over seeds and queries together ({resamples} resamples, percentile); "
-    "p: paired sign-flip test over queries of the seed-averaged differences ({resamples} flips, two-sided)"
+    "p: paired sign-flip test over queries of the seed-averaged differences ({resamples} flips, two-sided); "
+    "better / worse: the interval excludes 0 and p < 0.05"
 )
 
 
@@ -55,7 +60,9 @@ class PairedComparison:
 
     @property
     def verdict(self) -> str:
-        """ "better" / "worse" when the interval excludes 0, else "within the noise"."""
+        """'better' / 'worse' when the interval excludes 0 and p < 0.05, else 'within the noise'."""
+        if self.p_value >= SIGNIFICANCE:
+            return "within the noise"
         return "better" if self.low > 0 else "worse" if self.high < 0 else "within the noise"
 
     def as_dict(self) -> dict:

@@ -11,20 +11,22 @@ config against its row, and projects/DAAF/reproduce.py runs them:
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-SEE_PAPER = None  # numbers of the paper's Tables 5 and 7, not copied here yet
 NO_REFERENCE = ()  # beyond the paper, and no published figure sourced for this setting
+NOT_BUILT = ""  # the config of a paper row whose model this project does not build (PCB)
 
 
 @dataclass(frozen=True)
 class PaperRow:
     """One row of a paper table and what its config must set.
 
-    paper: {test dataset: (first metric, second metric)} as the paper prints them (mAP / Rank-1 for
-    Tables 2 and 4-7, Rank-1 / Rank-3 for Table 3), or SEE_PAPER. groups / target / shared_decoder
-    only concern rows with PAB. flip / five_crop / rerank: how the evaluation tests.
-    base: (table, experiment) of the row this one is compared with (deltas), or None.
-    weights_from: (table, experiment) of the row whose trained model this row evaluates (its own
-    config tests it another way: re-ranking, other test sets), or None when the row trains.
+    paper: ((test dataset, first metric, second metric), ...) as the paper prints them (mAP /
+    Rank-1 for Tables 2, 4 and 6, Rank-1 / Rank-3 for Table 3), NO_REFERENCE, or None where the
+    paper prints only the change over the base row: then paper_delta holds it (Tables 5 and 7).
+    config: the file that runs the row, NOT_BUILT for a paper row of a model not built here.
+    groups / target / shared_decoder only concern rows with PAB. flip / five_crop / rerank: how the
+    evaluation tests. base: (table, experiment) of the row this one is compared with (deltas), or
+    None. weights_from: (table, experiment) of the row whose trained model this row evaluates (its
+    own config tests it another way: re-ranking, other test sets), or None when the row trains.
     """
 
     table: str
@@ -41,6 +43,12 @@ class PaperRow:
     rerank: bool = False
     base: Optional[Tuple[str, str]] = None
     weights_from: Optional[Tuple[str, str]] = None
+    paper_delta: Optional[Tuple[Tuple[str, float, float], ...]] = None
+
+    @property
+    def built(self) -> bool:
+        """Whether the project has a config that runs this row."""
+        return self.config != NOT_BUILT
 
     @property
     def key(self) -> Tuple[str, str]:
@@ -63,6 +71,11 @@ PARTIAL = ("PartialREID", "PartialiLIDS")
 
 def _market(map_: float, rank1: float):
     return (("Market1501", map_, rank1),)
+
+
+def _partial(ilids: Tuple[float, float], reid: Tuple[float, float]):
+    """Table 3's numbers (Rank-1, Rank-3), given in the paper's column order."""
+    return (("PartialREID", *reid), ("PartialiLIDS", *ilids))
 
 
 # Table 2 (mAP / Rank-1), from the paper; datasets in its column order
@@ -108,12 +121,13 @@ OCCLUDED = "configs/Occluded/"
 
 ROWS = _table2_rows() + (
     # Table 3: partial ReID, trained on Market-1501 (Rank-1 / Rank-3), each model's Table 2 test
+    PaperRow("3", "PCB", NOT_BUILT, (), _partial((44.50, 61.30), (42.70, 50.30)), test=PARTIAL),
     PaperRow(
         "3",
         "TriNet",
         "configs/Partial/trinet_R50.yaml",
         (),
-        SEE_PAPER,
+        _partial((32.77, 56.30), (43.00, 50.00)),
         flip=True,
         five_crop=True,
         test=PARTIAL,
@@ -124,7 +138,7 @@ ROWS = _table2_rows() + (
         "DAAF-TriNet",
         "configs/Partial/daaf_trinet_R50.yaml",
         ("HAB", "PAB"),
-        SEE_PAPER,
+        _partial((45.38, 64.71), (47.00, 53.33)),
         flip=True,
         five_crop=True,
         test=PARTIAL,
@@ -136,7 +150,7 @@ ROWS = _table2_rows() + (
         "BoT",
         "configs/Partial/bot_R50.yaml",
         (),
-        (("PartialREID", 57.3, 65.3), ("PartialiLIDS", 51.3, 63.9)),
+        _partial((51.3, 63.9), (57.3, 65.3)),
         test=PARTIAL,
         weights_from=("2", "BoT, Market1501"),
     ),
@@ -145,7 +159,7 @@ ROWS = _table2_rows() + (
         "DAAF-BoT",
         "configs/Partial/daaf_bot_R50.yaml",
         ("HAB", "PAB"),
-        (("PartialREID", 60.7, 68.7), ("PartialiLIDS", 53.8, 72.3)),
+        _partial((53.8, 72.3), (60.7, 68.7)),
         test=PARTIAL,
         base=("3", "BoT"),
         weights_from=("2", "DAAF-BoT, Market1501"),
@@ -155,13 +169,27 @@ ROWS = _table2_rows() + (
     PaperRow("4", "+ HAB", ABLATIONS + "table4_hab.yaml", ("HAB",), _market(68.26, 83.70), base=BASE_4),
     PaperRow("4", "+ PAB", ABLATIONS + "table4_pab.yaml", ("PAB",), _market(69.31, 84.41), base=BASE_4),
     PaperRow("4", "+ HAB + PAB", ABLATIONS + "table4_hab_pab.yaml", ("HAB", "PAB"), _market(70.40, 85.87), base=BASE_4),
-    # Table 5: what PAB predicts ("No HAB is used"; the reference row is PAB alone, +3.83 / +1.90)
+    # Table 5: what PAB predicts ("No HAB is used"), printed by the paper as changes over the base
     PaperRow(
-        "5", "keypoints, no grouping", ABLATIONS + "table5_keypoints_ungrouped.yaml", ("PAB",), SEE_PAPER, groups="coco1", base=BASE_4
+        "5",
+        "keypoints, no grouping",
+        ABLATIONS + "table5_keypoints_ungrouped.yaml",
+        ("PAB",),
+        None,
+        groups="coco1",
+        base=BASE_4,
+        paper_delta=_market(0.92, 0.03),
     ),
-    PaperRow("5", "keypoints, 6 groups", ABLATIONS + "table4_pab.yaml", ("PAB",), _market(69.31, 84.41), base=BASE_4),
+    PaperRow("5", "keypoints, 6 groups", ABLATIONS + "table4_pab.yaml", ("PAB",), None, base=BASE_4, paper_delta=_market(3.83, 1.90)),
     PaperRow(
-        "5", "part image, 6 stripes", ABLATIONS + "table5_part_image_grouped.yaml", ("PAB",), SEE_PAPER, target="part_image", base=BASE_4
+        "5",
+        "part image, 6 stripes",
+        ABLATIONS + "table5_part_image_grouped.yaml",
+        ("PAB",),
+        None,
+        target="part_image",
+        base=BASE_4,
+        paper_delta=_market(2.74, 1.66),
     ),
     # Table 6: number of keypoint groups (HAB + PAB)
     PaperRow("6", "1 group", ABLATIONS + "table6_groups1.yaml", ("HAB", "PAB"), _market(66.40, 82.54), groups="coco1", base=BASE_4),
@@ -169,37 +197,52 @@ ROWS = _table2_rows() + (
     PaperRow("6", "6 groups", ABLATIONS + "table4_hab_pab.yaml", ("HAB", "PAB"), _market(70.40, 85.87), base=BASE_4),
     PaperRow("6", "7 groups", ABLATIONS + "table6_groups7.yaml", ("HAB", "PAB"), _market(70.04, 85.72), groups="coco7", base=BASE_4),
     PaperRow("6", "17 groups", ABLATIONS + "table6_groups17.yaml", ("HAB", "PAB"), _market(69.82, 85.12), groups="coco17", base=BASE_4),
-    # Table 7: one decoder shared by the groups or one per group (PAB alone)
-    PaperRow("7", "keypoints, shared decoder", ABLATIONS + "table4_pab.yaml", ("PAB",), _market(69.31, 84.41), base=BASE_4),
+    # Table 7: one decoder shared by the groups or one per group (PAB alone), changes over the base
+    PaperRow("7", "keypoints, shared decoder", ABLATIONS + "table4_pab.yaml", ("PAB",), None, base=BASE_4, paper_delta=_market(3.83, 1.90)),
     PaperRow(
         "7",
         "keypoints, independent decoders",
         ABLATIONS + "table7_independent_decoders.yaml",
         ("PAB",),
-        SEE_PAPER,
+        None,
         shared_decoder=False,
         base=BASE_4,
+        paper_delta=_market(1.35, -0.03),
     ),
     PaperRow(
         "7",
         "part image, shared decoder",
         ABLATIONS + "table5_part_image_grouped.yaml",
         ("PAB",),
-        SEE_PAPER,
+        None,
         target="part_image",
         base=BASE_4,
+        paper_delta=_market(2.74, 1.66),
     ),
     PaperRow(
         "7",
         "part image, independent decoders",
         ABLATIONS + "table7_part_image_independent_decoders.yaml",
         ("PAB",),
-        SEE_PAPER,
+        None,
         target="part_image",
         shared_decoder=False,
         base=BASE_4,
+        paper_delta=_market(1.33, 0.77),
     ),
 )
+
+
+# What a reader of a table must know about the paper's numbers in it.
+TABLE_NOTES = {
+    "5": "The paper prints Table 5 as changes over the base network (PAB alone, no HAB).",
+    "6": (
+        "The paper's 1-group and 4-group numbers equal PAB-only rows (the base network plus Table 5's "
+        "ungrouped-keypoints change; Table 4's + PAB), while its 6-group number is Table 4's HAB + PAB row: "
+        "the paper does not say whether Table 6 uses HAB. This project runs HAB + PAB for every row of Table 6."
+    ),
+    "7": "The paper prints Table 7 as changes over the base network (PAB alone, no HAB).",
+}
 
 
 # Occlusion, beyond the paper (DAAF claims robustness to occlusion): Occluded-Duke with its own
@@ -262,13 +305,14 @@ def find_row(key: Tuple[str, str]) -> PaperRow:
 
 
 def format_paper(row: PaperRow) -> str:
-    if row.paper is SEE_PAPER:
-        return "see paper"
+    """The paper's numbers of a row as README prints them."""
+    if row.paper is None:
+        return ", ".join(f"{a:+.2f} / {b:+.2f} over the base network" for _, a, b in row.paper_delta)
     if row.paper == NO_REFERENCE:
         return "- (not in the paper)"
     if len(row.paper) == 1:
         return f"{row.paper[0][1]:.2f} / {row.paper[0][2]:.2f}"
-    return ", ".join(f"{name} {a} / {b}" for name, a, b in row.paper)
+    return ", ".join(f"{name} {a:.2f} / {b:.2f}" for name, a, b in row.paper)
 
 
 def markdown_table() -> str:
@@ -278,7 +322,8 @@ def markdown_table() -> str:
         if row.table == "2":  # README prints Table 2 as its own table
             continue
         tta = "5 crops x flip" if row.five_crop and row.flip else "flip" if row.flip else "single crop"
-        lines.append(f"| {row.table} | {row.experiment} | `{row.config}` | {tta} | {format_paper(row)} |")
+        config = f"`{row.config}`" if row.built else "not built here"
+        lines.append(f"| {row.table} | {row.experiment} | {config} | {tta} | {format_paper(row)} |")
     return "\n".join(lines)
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """One command per paper table: train (or evaluate) every row of the table with each seed through
 the training launcher, then print and write the paper's numbers beside the measured ones, with the
-mean +- std over seeds and the paired difference to each row's base row.
+mean +- std over seeds, the paired difference to each row's base row, and its 95% interval from a
+paired bootstrap over seeds and queries with a sign-flip p-value (a row is better only when the
+interval excludes 0).
 
     python projects/DAAF/reproduce.py --table 4 --seeds 0 1 2 [--num-gpus 4] [KEY VALUE ...]
     python projects/DAAF/reproduce.py --table 2 --dataset Market1501 --dry-run      # the commands only
@@ -25,12 +27,13 @@ import os
 import shlex
 import sys
 
-from paper_tables import TABLE2_DATASETS
+from paper_tables import TABLE2_DATASETS, TABLE_NOTES
 from reproduction.plan import Plan
 from reproduction.runs import train_and_evaluate
 from reproduction.tables import table_results, write_outputs
 
 from daaf.engine import non_negative_int, positive_int, run_reporting_user_errors
+from daaf.evaluation.comparison import DEFAULT_RESAMPLES
 
 
 def main(args) -> int:
@@ -50,7 +53,8 @@ def main(args) -> int:
         title = ("Occlusion (beyond the paper)" if table == "occlusion" else f"Table {table}") + (
             " (synthetic persons, CPU-sized TriNet)" if args.synthetic else ""
         )
-        text = write_outputs(table_results(plan, table), os.path.join(output_dir, f"table{table}{suffix}"), title)
+        entries = table_results(plan, table, args.resamples)
+        text = write_outputs(entries, os.path.join(output_dir, f"table{table}{suffix}"), title, TABLE_NOTES.get(table, ""))
         print("\n" + text)
     print(f"\nWritten to {output_dir}/table*.{{md,csv,json}}")
     return 0
@@ -67,6 +71,7 @@ def parser():
     p.add_argument("--dry-run", action="store_true", help="list the commands, run nothing")
     p.add_argument("--report", action="store_true", help="write the tables from the runs done so far, run nothing")
     p.add_argument("--verbose", action="store_true", help="show the training logs")
+    p.add_argument("--resamples", type=positive_int, default=DEFAULT_RESAMPLES, help="bootstrap resamples and sign flips per comparison")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for every run")
     return p
 

@@ -63,7 +63,14 @@ def test_seeds_of_only_one_side_are_not_paired_and_queries_without_a_match_are_l
     np.testing.assert_allclose(d, [[20, 10], [20, 10]], atol=1e-4)
     (result,) = compare_per_query(ours, base, metrics=("mAP",), num_resamples=200)
     assert result.seeds == (1, 2) and result.num_queries == 2 and result.mean_difference == pytest.approx(15, abs=1e-4)
-    assert result.verdict == "better"  # every pair gains 10 or 20: the interval is [10, 20]
+    assert result.low == pytest.approx(10, abs=1e-4) and result.high == pytest.approx(20, abs=1e-4)  # every pair gains 10 or 20
+    assert result.verdict == "within the noise"  # but 2 queries are too few for the sign flips (p = 0.5)
+    many = {s: per_query(np.full(40, 0.5) + 0.1 * (np.arange(40) % 2)) for s in (1, 2)}
+    few = {s: per_query(np.full(40, 0.5)) for s in (1, 2)}
+    (gain,) = compare_per_query(many, few, metrics=("mAP",), num_resamples=500)
+    assert gain.verdict == "better" and gain.p_value < 0.005  # 20 queries gain, none loses: 1 flip in 2^20 as extreme
+    (loss,) = compare_per_query(few, many, metrics=("mAP",), num_resamples=500)
+    assert loss.verdict == "worse" and loss.high < 0
 
 
 def test_rank1_pairs_first_match_hits_and_different_test_splits_are_refused():

@@ -7,8 +7,10 @@ import os
 import shlex
 import subprocess
 
+import numpy as np
 import pytest
 
+from daaf.evaluation import save_per_query
 from daaf.utils.errors import UserError
 
 from conftest import REPO, load_tool
@@ -20,9 +22,29 @@ def reproduce(monkeypatch):
     return load_tool("reproduce", os.path.join("projects", "DAAF"))
 
 
+NUM_QUERIES = 200
+
+
+def write_per_query(folder, mAP, rank1):
+    """Per-query results whose means are ``mAP`` and ``rank1`` (multiples of 0.5): APs alternate
+    +-5 points around mAP, and the first true match is at rank 1 for the first rank1 % of queries."""
+    ap = (mAP + np.where(np.arange(NUM_QUERIES) % 2 == 0, 5.0, -5.0)) / 100
+    first = np.where(np.arange(NUM_QUERIES) < round(rank1 / 100 * NUM_QUERIES), 1, 2)
+    save_per_query(
+        os.path.join(folder, "per_query.npz"),
+        query_files=np.array([f"q{i}.jpg" for i in range(NUM_QUERIES)]),
+        query_pids=np.arange(NUM_QUERIES),
+        query_camids=np.zeros(NUM_QUERIES, np.int64),
+        query_ap=ap.astype(np.float32),
+        query_inp=ap.astype(np.float32),
+        query_first_match=first,
+    )
+
+
 class FakeTrainNet:
-    """Writes model_final.pth and inference/results.json as train_net does; mAP and Rank-1 depend
-    on the branches and the seed, so the deltas are known. Fails (as if killed) at call ``fail_at``."""
+    """Writes model_final.pth, inference/results.json and per-query results as train_net does; mAP
+    and Rank-1 depend on the branches and the seed, so the deltas are known. Fails (as if killed)
+    at call ``fail_at``."""
 
     def __init__(self, fail_at=None):
         self.commands, self.fail_at = [], fail_at
@@ -37,9 +59,12 @@ class FakeTrainNet:
 
         out, seed, branches = value("OUTPUT_DIR"), int(value("SEED")), value("MODEL.DAAF.BRANCHES")
         gain = 2.0 * branches.count("HAB") + 3.0 * branches.count("PAB") + (0.5 if "coco4" in command else 0.0)
-        os.makedirs(os.path.join(out, "inference"), exist_ok=True)
+        os.makedirs(os.path.join(out, "inference", "SyntheticPersons"), exist_ok=True)
         open(os.path.join(out, "model_final.pth"), "wb").close()
         results = {"SyntheticPersons": {"Rank-1": 60.0 + gain + seed, "mAP": 40.0 + gain + 2 * seed}}
+        write_per_query(
+            os.path.join(out, "inference", "SyntheticPersons"), results["SyntheticPersons"]["mAP"], results["SyntheticPersons"]["Rank-1"]
+        )
         with open(os.path.join(out, "inference", "results.json"), "w") as f:
             json.dump({"weights": "", "results": results}, f)
         return 0
@@ -67,11 +92,20 @@ def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_d
     assert hab["measured"] == [[42.0, 44.0, 46.0], [62.0, 63.0, 64.0]]
     assert hab["mean_std"] == [pytest.approx((44.0, 2.0)), pytest.approx((63.0, 1.0))]
     assert hab["delta_mean_std"] == [pytest.approx((2.0, 0.0)), pytest.approx((2.0, 0.0))] and hab["seeds_better"] == [3, 3]
+    # the paired comparison over seeds and queries: every query gains exactly 2 points of AP
+    compared = {c["metric"]: c for c in hab["comparison"]}
+    assert list(compared) == ["mAP", "Rank-1", "mINP"] and compared["mAP"]["seeds"] == [0, 1, 2]
+    assert compared["mAP"]["mean_difference"] == pytest.approx(2.0, abs=1e-4) and compared["mAP"]["verdict"] == "better"
+    assert compared["mAP"]["low"] == pytest.approx(2.0, abs=1e-4) and compared["mAP"]["num_queries"] == NUM_QUERIES
+    # 4 more of 200 queries at rank 1 per seed (8 different ones over the seeds), none fewer
+    assert compared["Rank-1"]["mean_difference"] == pytest.approx(2.0) and compared["Rank-1"]["p_value"] == pytest.approx(2 / 256, abs=0.004)
     six = json.load(open(os.path.join(out, "table6_synthetic.json")))
     assert next(e for e in six if e["experiment"] == "4 groups")["delta_mean_std"][0] == pytest.approx((5.5, 0.0))
     printed = capsys.readouterr().out
     assert "| + HAB | SyntheticPersons | mAP / Rank-1 | 68.26 / 83.70 | 44.00 +- 2.00 / 63.00 +- 1.00 | +2.78 / +1.19 |" in printed
     assert "+2.00 +- 0.00 (3/3) / +2.00 +- 0.00 (3/3) vs base network" in printed
+    assert "mAP +2.00 [+2.00, +2.00] p " in printed and "paired bootstrap over seeds and queries together (10000 resamples" in printed
+    assert "the paper does not say whether Table 6 uses HAB" in printed  # Table 6's note
     lines = open(os.path.join(out, "table4_synthetic.csv")).read().splitlines()
     assert lines[0].startswith("table,experiment,test,metric,paper,seed0,seed1,seed2,mean,std") and len(lines) == 1 + 4 * 2
     # everything done: nothing runs again
@@ -120,11 +154,12 @@ def test_report_writes_the_table_of_the_runs_done_so_far_and_runs_nothing(reprod
     table = {e["experiment"]: e for e in json.load(open(os.path.join(out, "table4_synthetic.json")))}
     hab, pab = table["+ HAB"], table["+ PAB"]
     assert hab["measured"] == [[42.0, None, None], [62.0, None, None]] and hab["seeds_done"] == 1
-    assert hab["pairs"] == 1 and hab["delta_mean_std"] == [pytest.approx((2.0, 0.0)), pytest.approx((2.0, 0.0))]
+    assert hab["pairs"] == 1 and hab["delta_mean_std"] == [[pytest.approx(2.0), None], [pytest.approx(2.0), None]]
+    assert hab["comparison"][0]["seeds"] == [0] and pab["comparison"] == []
     assert pab["seeds_done"] == 0 and pab["mean_std"] == [None, None] and pab["pairs"] == 0
     assert table["base network"]["mean_std"][0] == pytest.approx((42.0, 2.0))
     printed = capsys.readouterr().out
-    assert "| 42.00 +- 0.00 / 62.00 +- 0.00 (1 of 3 seeds) |" in printed and "+2.00 +- 0.00 (1/1)" in printed
-    assert "| + PAB | SyntheticPersons | mAP / Rank-1 | 69.31 / 84.41 | not run yet | +3.83 / +1.90 | - |" in printed
+    assert "| 42.00 +- n/a / 62.00 +- n/a (1 of 3 seeds) |" in printed and "+2.00 +- n/a (1/1)" in printed
+    assert "| + PAB | SyntheticPersons | mAP / Rank-1 | 69.31 / 84.41 | not run yet | +3.83 / +1.90 | - | - |" in printed
     csv_rows = open(os.path.join(out, "table4_synthetic.csv")).read().splitlines()
-    assert "4,+ HAB,SyntheticPersons,mAP,68.26,42.0,,,42.0,0.0,base network,2.0,0.0" in csv_rows
+    assert any(r.startswith("4,+ HAB,SyntheticPersons,mAP,68.26,42.0,,,42.0,,base network,2.0,,2.0") for r in csv_rows)

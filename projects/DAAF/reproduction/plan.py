@@ -81,9 +81,18 @@ class Plan:
         return self._runs.setdefault(key, Run(self._config(row), opts, os.path.join(self.output_dir, name, f"seed{seed}")))
 
     def result(self, row: PaperRow, seed: int, dataset: str, metric: str) -> Optional[float]:
-        """``row``'s ``metric`` on ``dataset`` with ``seed``; None when that run is not done."""
+        """``row``'s ``metric`` on ``dataset`` with ``seed``; None when that run is not done (or
+        the row's model is not built here)."""
+        if not row.built:
+            return None
         run = self.run(row, seed)
         return run.results()[dataset][metric] if run.done() else None
+
+    def per_query(self, row: PaperRow, dataset: str) -> Dict[int, dict]:
+        """{seed: per-query results on ``dataset``} of the seeds whose run of ``row`` is done."""
+        if not row.built:
+            return {}
+        return {s: self.run(row, s).per_query(dataset) for s in self.seeds if self.run(row, s).done()}
 
     def _config(self, row: PaperRow) -> str:
         return os.path.join(REPO, SYNTHETIC_CONFIG if self.synthetic else row.config)
@@ -95,7 +104,7 @@ class Plan:
     def all_runs(self) -> List[Run]:
         """Every run, those a run evaluates first, each once."""
         runs = []
-        for row in self.rows:
+        for row in (r for r in self.rows if r.built):
             for seed in self.seeds:
                 run = self.run(row, seed)
                 for r in ([run.evaluates] if run.evaluates else []) + [run]:

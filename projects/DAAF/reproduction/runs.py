@@ -10,11 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import yaml
 
 from daaf.config import build_config, flatten_config
 from daaf.data import PersonLabels, get_dataset, label_file_path, resolve_labels_dir
 from daaf.data.datasets import register_custom_datasets
+from daaf.evaluation import PER_QUERY_FILE, load_per_query
 from daaf.modeling import model_input_fields
 from daaf.utils.errors import UserError
 from daaf.utils.file_io import atomic_write
@@ -40,6 +42,10 @@ class Run:
     @property
     def results_file(self) -> str:
         return os.path.join(self.output_dir, "inference", "results.json")
+
+    def per_query_file(self, dataset: str) -> str:
+        """Each query's results on ``dataset`` (what the paired comparisons resample)."""
+        return os.path.join(self.output_dir, "inference", dataset, PER_QUERY_FILE)
 
     @property
     def request_file(self) -> str:
@@ -74,13 +80,15 @@ class Run:
             f.write(self.requested_config())
 
     def done(self) -> bool:
-        """Its results are there, newer than the model they are of, and made with this run's
-        effective config."""
+        """Its results and per-query results are there, newer than the model they are of, and made
+        with this run's effective config (a run evaluated before per-query results were kept is
+        evaluated again: :meth:`command`)."""
         model = self.evaluates.weights if self.evaluates else self.weights
         return (
             os.path.isfile(self.results_file)
             and os.path.isfile(model)
             and os.path.getmtime(self.results_file) >= os.path.getmtime(model)
+            and all(os.path.isfile(self.per_query_file(d)) for d in self.results())
             and self.recorded_config() == self.requested_config()
         )
 
@@ -96,6 +104,9 @@ class Run:
     def results(self) -> Dict[str, Dict[str, float]]:
         with open(self.results_file) as f:
             return json.load(f)["results"]
+
+    def per_query(self, dataset: str) -> Dict[str, np.ndarray]:
+        return load_per_query(self.per_query_file(dataset))
 
 
 def check_inputs(runs: Sequence[Run]) -> None:
