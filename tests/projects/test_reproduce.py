@@ -163,3 +163,39 @@ def test_report_writes_the_table_of_the_runs_done_so_far_and_runs_nothing(reprod
     assert "| + PAB | SyntheticPersons | mAP / Rank-1 | 69.31 / 84.41 | not run yet | +3.83 / +1.90 | - | - |" in printed
     csv_rows = open(os.path.join(out, "table4_synthetic.csv")).read().splitlines()
     assert any(r.startswith("4,+ HAB,SyntheticPersons,mAP,68.26,42.0,,,42.0,,base network,2.0,,2.0") for r in csv_rows)
+
+
+def expected_base(row):
+    """The row a row is compared with, by the paper's design: Tables 4-7 against Table 4's base
+    network, a DAAF row against the same row without DAAF (same test, same re-ranking)."""
+    if row.table in ("4", "5", "6", "7"):
+        return None if row.key == ("4", "base network") else ("4", "base network")
+    return (row.table, row.experiment.removeprefix("DAAF-")) if row.experiment.startswith("DAAF-") else None
+
+
+def test_every_row_of_every_table_is_paired_with_its_own_base_row(reproduce, tmp_path):
+    from paper_tables import ROWS
+    from reproduction.plan import Plan
+    from reproduction.tables import table_results
+
+    tables = ("2", "3", "4", "5", "6", "7", "occlusion")
+    assert {row.table for row in ROWS} == set(tables)
+    for row in ROWS:
+        assert row.base == expected_base(row), f"table {row.table}, {row.experiment}"
+    # the table's deltas subtract that row's numbers: each row's results are its own code
+    code = {row.key: 100.0 * i for i, row in enumerate(ROWS)}
+    plan = Plan(list(tables), [], [0, 1], str(tmp_path), False, [])
+    plan.result = lambda row, seed, dataset, metric: code[row.key] + seed + (0.5 if metric == "Rank-1" else 0.0)
+    plan.per_query = lambda row, dataset: {}
+    compared = 0
+    for table in tables:
+        for entry in table_results(plan, table):
+            row = next(r for r in ROWS if r.key == (table, entry["experiment"]))
+            if expected_base(row) is None:
+                assert "base" not in entry
+                continue
+            base_code = code[expected_base(row)]
+            assert entry["base"] == expected_base(row)[1] and entry["pairs"] == 2
+            assert [d[0] for d in entry["delta_mean_std"]] == [pytest.approx(code[row.key] - base_code)] * 2
+            compared += 1
+    assert compared == sum(expected_base(r) is not None for r in ROWS for _ in r.test)
