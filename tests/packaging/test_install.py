@@ -19,6 +19,7 @@ CONSOLE_TOOLS = [
     "daaf-visualize-attention",
     "daaf-visualize-ranked-list",
     "daaf-check-labels",
+    "daaf-compare-runs",
 ]
 
 

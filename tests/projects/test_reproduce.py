@@ -98,7 +98,9 @@ def test_a_table_runs_each_config_once_goes_on_after_a_kill_and_reports_paired_d
     assert compared["mAP"]["mean_difference"] == pytest.approx(2.0, abs=1e-4) and compared["mAP"]["verdict"] == "better"
     assert compared["mAP"]["low"] == pytest.approx(2.0, abs=1e-4) and compared["mAP"]["num_queries"] == NUM_QUERIES
     # 4 more of 200 queries at rank 1 per seed (8 different ones over the seeds), none fewer
-    assert compared["Rank-1"]["mean_difference"] == pytest.approx(2.0) and compared["Rank-1"]["p_value"] == pytest.approx(2 / 256, abs=0.004)
+    assert compared["Rank-1"]["mean_difference"] == pytest.approx(2.0) and compared["Rank-1"]["p_value"] == pytest.approx(
+        2 / 256, abs=0.004
+    )
     six = json.load(open(os.path.join(out, "table6_synthetic.json")))
     assert next(e for e in six if e["experiment"] == "4 groups")["delta_mean_std"][0] == pytest.approx((5.5, 0.0))
     printed = capsys.readouterr().out
