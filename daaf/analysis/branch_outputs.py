@@ -114,12 +114,12 @@ def format_pck(pck: Dict[str, float], alpha: float) -> str:
 
 
 def labelled_query_batch(cfg, num_images: int = 0) -> ReIDBatch:
-    """The first ``num_images`` (0: all) query crops of the config's first test dataset, test-
-    transformed, with the masks and keypoints of their label file."""
+    """The first ``num_images`` (0: all) query crops of the config's first test dataset as the one
+    INPUT.SIZE_TEST crop the network reads, with the masks and keypoints of their label file."""
     name = cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else cfg.DATASETS.TRAIN[0]
     records = [dict(r) for r in get_dataset(name, cfg.DATASETS.ROOT, log=False).query[: num_images or None]]
     attach_labels(records, label_file_path(resolve_labels_dir(cfg), name, "query"))
     mapper = ReIDDatasetMapper(
-        is_train=False, augmentations=build_augmentations(cfg, False), image_format=cfg.INPUT.FORMAT, input_fields=PersonLabels.FIELDS
+        is_train=False, augmentations=build_augmentations(cfg, False, single_crop=True), image_format=cfg.INPUT.FORMAT, input_fields=PersonLabels.FIELDS
     )
     return collate_reid_batch([mapper(r) for r in records])

@@ -12,7 +12,7 @@ from .build import MappedDataset
 from .datasets import IMAGE_EXTENSIONS
 from .image_check import drop_or_refuse_bad_images
 from .loader import ReIDDataLoader
-from .mapper import ReIDDatasetMapper
+from .mapper import ReIDDatasetMapper, build_augmentations
 
 __all__ = ["list_image_files", "build_image_list_loader", "read_test_images"]
 
@@ -34,14 +34,14 @@ def list_image_files(inputs: Sequence[str]) -> List[str]:
     return list(dict.fromkeys(paths))
 
 
-def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, num_workers: int = 0) -> ReIDDataLoader:
-    """Batches of the test transform (INPUT.SIZE_TEST) of ``paths``, in order; the batch dicts of
-    :class:`ReIDBatch` with pid and camid -1."""
+def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, num_workers: int = 0, single_crop: bool = False) -> ReIDDataLoader:
+    """Batches of the test transform of ``paths`` (``single_crop``: at INPUT.SIZE_TEST also for a
+    five-crop test, :func:`build_augmentations`), in order; :class:`ReIDBatch` with pid and camid -1."""
     records = [{"file_name": p, "pid": -1, "camid": -1} for p in paths]
     if cfg.DATALOADER.CHECK_IMAGES:
         drop_or_refuse_bad_images(records, skip=False, what="input images", max_pixels=cfg.INPUT.MAX_IMAGE_PIXELS, skippable=False)
     return ReIDDataLoader(
-        MappedDataset(records, ReIDDatasetMapper(cfg, is_train=False)),
+        MappedDataset(records, ReIDDatasetMapper(cfg, is_train=False, augmentations=build_augmentations(cfg, False, single_crop))),
         batch_size=batch_size or cfg.TEST.IMS_PER_BATCH,
         shuffle=False,
         num_workers=num_workers,
@@ -49,5 +49,6 @@ def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, n
 
 
 def read_test_images(cfg, paths: Sequence[str]) -> torch.Tensor:
-    """(N, 3, H, W) uint8: the images ``paths`` name, in order, through the test transform."""
-    return next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths)))).images
+    """(N, 3, H, W) uint8: the images ``paths`` name, in order, as the one crop of INPUT.SIZE_TEST
+    the network reads (what attention maps and branch outputs are computed on)."""
+    return next(iter(build_image_list_loader(cfg, paths, batch_size=len(paths), single_crop=True))).images

@@ -56,11 +56,13 @@ def read_image(file_name: str, format: str = "RGB", max_pixels: int = DEFAULT_MA
     return image if format == "BGR" else np.ascontiguousarray(image[:, :, ::-1])
 
 
-def build_augmentations(cfg, is_train: bool) -> List[Augmentation]:
+def build_augmentations(cfg, is_train: bool, single_crop: bool = False) -> List[Augmentation]:
     """Geometric augmentations from INPUT.*: resize (or resize to CROP_FROM + random crop),
-    horizontal flip, pad + random crop. Test: resize to SIZE_TEST (CROP_FROM with TEST.FIVE_CROP)."""
+    horizontal flip, pad + random crop. Test: resize to SIZE_TEST (CROP_FROM with TEST.FIVE_CROP,
+    unless ``single_crop``: then the one SIZE_TEST crop the network reads, what the analyses and
+    pictures show)."""
     if not is_train:
-        if cfg.TEST.FIVE_CROP:
+        if cfg.TEST.FIVE_CROP and not single_crop:
             if not cfg.INPUT.CROP_FROM:
                 raise ConfigError("TEST.FIVE_CROP needs INPUT.CROP_FROM (the size the 5 crops are cut from)")
             return [Resize(cfg.INPUT.CROP_FROM)]

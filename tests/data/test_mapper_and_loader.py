@@ -461,3 +461,21 @@ def test_a_resumed_stream_is_the_uninterrupted_stream_from_that_batch_on(tiny_cf
         batches[workers] = list(itertools.islice(iter(build_reid_train_loader(cfg)), 3))
     for a, b in zip(batches[0], batches[2]):
         assert a.file_names == b.file_names and torch.equal(a.images, b.images)
+
+
+def test_analyses_read_the_one_test_size_crop_the_network_sees_also_for_a_five_crop_test(synthetic_root):
+    from daaf.analysis.branch_outputs import labelled_query_batch
+    from daaf.config import get_cfg
+    from daaf.data.image_list import build_image_list_loader, read_test_images
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.ROOT", synthetic_root, "DATASETS.TEST", "('SyntheticPersons',)", "DATALOADER.NUM_WORKERS", "0"])
+    cfg.merge_from_list(["INPUT.SIZE_TEST", "[64, 32]", "INPUT.CROP_FROM", "[72, 36]", "TEST.FIVE_CROP", "True"])
+    paths = [r["file_name"] for r in get_dataset("SyntheticPersons", synthetic_root, log=False).query[:3]]
+    assert read_test_images(cfg, paths).shape == (3, 3, 64, 32)  # not the 72x36 the five crops are cut from
+    assert next(iter(build_image_list_loader(cfg, paths))).images.shape[-2:] == (72, 36)  # features: the five-crop source
+    batch = labelled_query_batch(cfg, 2)
+    assert batch.images.shape == (2, 3, 64, 32) and batch.person_labels.masks.shape[-2:] == (64, 32)
+    visible = batch.person_labels.keypoints[..., 2] > 0
+    xy = batch.person_labels.keypoints[..., :2][visible]
+    assert (xy[:, 0] < 32).all() and (xy[:, 1] < 64).all()  # the keypoints in the crop's own pixels
