@@ -1,7 +1,7 @@
 """What the training-only branches of a DAAF model predict at inference (the paper's Figs. 7-8),
 and how well the peaks of predicted keypoint heatmaps find the keypoints (PCK)."""
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -15,6 +15,7 @@ __all__ = [
     "branch_predictions",
     "predicted_keypoint_heatmaps",
     "PCK_ALPHA",
+    "heatmap_peaks",
     "heatmap_peak_hits",
     "keypoint_pck",
     "format_pck",
@@ -23,10 +24,12 @@ __all__ = [
 
 
 @torch.no_grad()
-def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+def branch_predictions(model, images: torch.Tensor, label_masks: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """What each training-only branch with a ``predict`` method predicts for uint8 images
     (B, 3, H, W), by its name: one map (B, n, h, w), or, for a branch that predicts per group,
-    "<branch> <group name>" each (e.g. "HAB" the person mask, "PAB head" the head's heatmaps)."""
+    "<branch> <group name>" each (e.g. "HAB" the person mask, "PAB head" the head's heatmaps).
+    With ``label_masks`` (B, H, W), the crops' label-file masks follow each branch that predicts a
+    person mask, as "label mask" (the paper's Fig. 7 shows the detector's mask beside HAB's)."""
     model = unwrap_model(model)
     out = {}
     with inference_context(model):
@@ -41,6 +44,8 @@ def branch_predictions(model, images: torch.Tensor) -> Dict[str, torch.Tensor]:
                 out.update({f"{name} {label}": p.cpu() for label, p in zip(labels, pred)})
             else:
                 out[name] = pred.cpu()
+                if label_masks is not None and getattr(branch, "predicts_person_mask", False):
+                    out["label mask"] = label_masks.float().cpu()
     return out
 
 
@@ -59,14 +64,20 @@ def predicted_keypoint_heatmaps(model, images: torch.Tensor) -> list:
 PCK_ALPHA = 0.1  # the PCK threshold the tools report by default, x the crop height
 
 
-def heatmap_peak_hits(heatmaps: torch.Tensor, keypoints: torch.Tensor, image_size, alpha: float = PCK_ALPHA):
-    """Which keypoints the peaks of (B, K, h, w) heatmaps find: the peak (argmax, at the pixel
-    centre, scaled to the image) within ``alpha`` x the image height of the true keypoint (B, K, 3)
-    [x, y, v] given in image pixels of ``image_size`` (H, W). Returns (hits, visible), (B, K) bool."""
+def heatmap_peaks(heatmaps: torch.Tensor, image_size) -> torch.Tensor:
+    """(B, K, 2) [x, y] image pixels of ``image_size`` (H, W) of the peaks of (B, K, h, w) heatmaps
+    (argmax, at the pixel centre, scaled to the image)."""
     h, w = heatmaps.shape[-2:]
     scale = torch.tensor([image_size[1] / w, image_size[0] / h])
     flat = heatmaps.float().cpu().flatten(2).argmax(-1)
-    peaks = (torch.stack([flat % w, flat // w], dim=-1).float() + 0.5) * scale
+    return (torch.stack([flat % w, flat // w], dim=-1).float() + 0.5) * scale
+
+
+def heatmap_peak_hits(heatmaps: torch.Tensor, keypoints: torch.Tensor, image_size, alpha: float = PCK_ALPHA):
+    """Which keypoints the peaks of (B, K, h, w) heatmaps find: the peak (:func:`heatmap_peaks`)
+    within ``alpha`` x the image height of the true keypoint (B, K, 3) [x, y, v] given in image
+    pixels of ``image_size`` (H, W). Returns (hits, visible), (B, K) bool."""
+    peaks = heatmap_peaks(heatmaps, image_size)
     truth = keypoints.float().cpu()
     visible = truth[..., 2] > 0
     hits = ((peaks - truth[..., :2]).norm(dim=-1) <= alpha * image_size[0]) & visible
@@ -120,6 +131,9 @@ def labelled_query_batch(cfg, num_images: int = 0) -> ReIDBatch:
     records = [dict(r) for r in get_dataset(name, cfg.DATASETS.ROOT, log=False).query[: num_images or None]]
     attach_labels(records, label_file_path(resolve_labels_dir(cfg), name, "query"))
     mapper = ReIDDatasetMapper(
-        is_train=False, augmentations=build_augmentations(cfg, False, single_crop=True), image_format=cfg.INPUT.FORMAT, input_fields=PersonLabels.FIELDS
+        is_train=False,
+        augmentations=build_augmentations(cfg, False, single_crop=True),
+        image_format=cfg.INPUT.FORMAT,
+        input_fields=PersonLabels.FIELDS,
     )
     return collate_reid_batch([mapper(r) for r in records])

@@ -34,7 +34,9 @@ def list_image_files(inputs: Sequence[str]) -> List[str]:
     return list(dict.fromkeys(paths))
 
 
-def build_image_list_loader(cfg, paths: Sequence[str], batch_size: int = None, num_workers: int = 0, single_crop: bool = False) -> ReIDDataLoader:
+def build_image_list_loader(
+    cfg, paths: Sequence[str], batch_size: int = None, num_workers: int = 0, single_crop: bool = False
+) -> ReIDDataLoader:
     """Batches of the test transform of ``paths`` (``single_crop``: at INPUT.SIZE_TEST also for a
     five-crop test, :func:`build_augmentations`), in order; :class:`ReIDBatch` with pid and camid -1."""
     records = [{"file_name": p, "pid": -1, "camid": -1} for p in paths]

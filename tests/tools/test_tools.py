@@ -347,18 +347,19 @@ def test_the_default_export_is_the_exported_program_and_onnx():
 ANALYSIS = os.path.join("projects", "DAAF", "analysis")
 
 
-def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_path):
+def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_path, capsys):
     tool = load_tool("conv_shuffle", ANALYSIS)
     model = trained["model"].eval()
     batch = labelled_query_batch(trained["cfg"], 6)
     assert batch.person_labels.keypoints.shape == (6, 17, 3) and (batch.person_labels.keypoints[..., 2] > 0).any()
-    matrix, maps = tool.conv_shuffle_matrix(model, batch.images, batch.person_labels.keypoints)
-    assert matrix.shape == (6, 6) and np.all((matrix >= 0) & (matrix <= 1))
+    maps, groups = tool.conv_shuffle_maps(model, batch.images)
+    assert len(maps) == len(groups) == 6
     with torch.no_grad():
         own = model.branches["PAB"].predict(model.backbone(model.preprocess_image(batch.images)))
     for j, prediction in enumerate(own):
         torch.testing.assert_close(maps[j][j], prediction)
         assert maps[(j + 1) % 6][j].shape == prediction.shape  # conv j reads another group's channels
+    landing = tool.peak_landing(maps, batch.person_labels.keypoints, groups, batch.images.shape[-2:])
 
     out = tmp_path / "shuffle"
     run_tool(
@@ -373,9 +374,41 @@ def test_conv_shuffle_diagonal_is_what_the_trained_branch_predicts(trained, tmp_
         trained["weights"],
         folder=ANALYSIS,
     )
-    np.testing.assert_allclose(np.load(out / "conv_shuffle.npz")["matrix"], matrix, atol=1e-6)
+    saved = np.load(out / "conv_shuffle.npz")
+    np.testing.assert_allclose(saved["on_channels"], landing["on_channels"], atol=1e-6)
+    np.testing.assert_allclose(saved["on_conv"], landing["on_conv"], atol=1e-6)
+    np.testing.assert_allclose(np.diag(saved["on_channels"]), np.diag(saved["on_conv"]))  # i = j: the same group
+    printed = capsys.readouterr().out
+    assert f"{landing['follows_channels']:.3f} follow the channels" in printed and "group i's keypoints (the channels'):" in printed
     assert cv2.imread(str(out / "conv_shuffle_matrix.png")) is not None
     assert cv2.imread(str(out / "conv_shuffle_maps.png")).shape[1] == (1 + 36 + 1) * (64 + PAD) + PAD
+
+
+def test_conv_shuffle_tells_outputs_that_follow_the_channels_from_outputs_that_follow_the_conv():
+    tool = load_tool("conv_shuffle", ANALYSIS)
+    groups = [[0, 1], [2], [3, 4]]
+    keypoints = torch.zeros(2, 17, 3)
+    spots = {0: (4, 4), 1: (28, 4), 2: (16, 30), 3: (4, 60), 4: (28, 60)}  # far apart in a 64x32 crop
+    for k, (x, y) in spots.items():
+        keypoints[:, k] = torch.tensor([x, y, 2.0])
+
+    def peaked_at(keypoint, channels):
+        heatmap = torch.zeros(2, channels, 64, 32)
+        x, y = spots[keypoint]
+        heatmap[:, :, y, x] = 1.0
+        return heatmap
+
+    follow_channels = [[peaked_at(groups[i][0], len(groups[j])) for j in range(3)] for i in range(3)]
+    landing = tool.peak_landing(follow_channels, keypoints, groups, (64, 32))
+    assert landing["follows_channels"] == 1.0
+    np.testing.assert_array_equal(landing["on_channels"], np.ones((3, 3)))
+    np.testing.assert_array_equal(landing["on_conv"], np.eye(3))
+    follow_conv = [[peaked_at(groups[j][0], len(groups[j])) for j in range(3)] for i in range(3)]
+    landing = tool.peak_landing(follow_conv, keypoints, groups, (64, 32))
+    assert landing["follows_channels"] == 0.0
+    np.testing.assert_array_equal(landing["on_conv"], np.ones((3, 3)))
+    keypoints[..., 2] = 0  # nothing visible: no peak lands anywhere
+    assert np.isnan(tool.peak_landing(follow_conv, keypoints, groups, (64, 32))["follows_channels"])
 
 
 def test_branch_outputs_picture(trained, tmp_path, capsys):
@@ -400,6 +433,21 @@ def test_branch_outputs_picture(trained, tmp_path, capsys):
     expected = format_pck(keypoint_pck(trained["model"], batch.images, batch.person_labels.keypoints), 0.1)
     assert capsys.readouterr().out.splitlines()[-1] == f"SyntheticPersons query (5 crops): {expected}"
     assert cv2.imread(out).shape == (2 * (128 + PAD) + PAD, (1 + 1 + 6 + 1) * (64 + PAD) + PAD, 3)  # input, HAB, 6 PAB groups, colour key
+    # without --input: the labelled query crops, the label file's mask beside HAB's
+    labelled = str(tmp_path / "labelled.png")
+    run_tool(
+        "branch_outputs", "--config-file", trained["daaf"], "--num-images", "2", "--output", labelled,
+        "MODEL.WEIGHTS", trained["weights"], folder=ANALYSIS,
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "2 crops x [input, HAB, label mask, PAB head," in printed
+    grid = cv2.imread(labelled)[:, :, ::-1]
+    assert grid.shape == (2 * (128 + PAD) + PAD, (1 + 2 + 6 + 1) * (64 + PAD) + PAD, 3)
+    from daaf.analysis.branch_outputs import branch_predictions
+
+    maps = branch_predictions(trained["model"], batch.images[:2], label_masks=batch.person_labels.masks[:2])
+    assert list(maps)[:2] == ["HAB", "label mask"]
+    torch.testing.assert_close(maps["label mask"], batch.person_labels.masks[:2].float())
     base = subprocess.run(
         [
             sys.executable,

@@ -80,6 +80,9 @@ class HumanAttentionBranch(nn.Module):
         self.loss_weight = loss_weight
         self.reduction = reduction
 
+    # its prediction is a person mask: the analyses draw the label file's mask beside it
+    predicts_person_mask = True
+
     @classmethod
     def input_fields(cls, cfg):
         """The batch fields it trains on: the person masks."""

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """What the training-only branches of a trained DAAF model predict at inference (the paper's
-Figs. 7-8): per crop, the person mask of HAB and the keypoint heatmaps of each PAB group.
-(tools/visualize_attention.py --branches draws the same next to the attention maps.) With --pck N
-it also measures how well the PAB heatmap peaks find the keypoints: PCK@--alpha on the first N
-(0: all) query crops of DATASETS.TEST[0] against their label file.
+Figs. 7-8): per crop, the person mask of HAB beside the label file's mask, and the keypoint
+heatmaps of each PAB group. The crops are the first --num-images query crops of DATASETS.TEST[0]
+with their label file, or, with --input, your own images (they have no label mask to show).
+(tools/visualize_attention.py --branches draws the predictions next to the attention maps.) With
+--pck N it also measures how well the PAB heatmap peaks find the keypoints: PCK@--alpha on the
+first N (0: all) labelled query crops.
 
     python projects/DAAF/analysis/branch_outputs.py --config-file configs/Synthetic/daaf_trinet_R18.yaml \
-        --input 'datasets/SyntheticPersons/query/*.jpg' --output branch_outputs.png \
-        MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
+        --output branch_outputs.png MODEL.WEIGHTS output/synthetic/daaf_trinet_R18/model_final.pth
 """
 
 import sys
@@ -30,14 +31,17 @@ from daaf.utils.visualization import save_image
 
 def main(args):
     cfg = inference_config(args.config_file, args.opts)
-    paths = list_image_files(args.input)[: args.num_images]
     model = load_inference_model(cfg, keep_branches=True)
     if not getattr(model, "branch_names", ()):
         raise UserError(f"{args.config_file}: this model has no attention branches; give the DAAF config the checkpoint was trained with")
-    images = read_test_images(cfg, paths)
-    maps = branch_predictions(model, images)
+    if args.input:
+        images, masks = read_test_images(cfg, list_image_files(args.input)[: args.num_images]), None
+    else:
+        batch = labelled_query_batch(cfg, args.num_images)
+        images, masks = batch.images, batch.person_labels.masks
+    maps = branch_predictions(model, images, label_masks=masks)
     save_image(args.output, draw_attention_grid(images, maps))
-    print(f"{len(paths)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
+    print(f"{len(images)} crops x [input, {', '.join(maps)}] drawn in {args.output}")
     if args.pck is not None:
         batch = labelled_query_batch(cfg, args.pck)
         pck = keypoint_pck(model, batch.images, batch.person_labels.keypoints, args.alpha)
@@ -46,7 +50,7 @@ def main(args):
 
 def parser():
     p = inference_argument_parser(__doc__)
-    p.add_argument("--input", nargs="+", required=True, help="folders, globs or image files")
+    p.add_argument("--input", nargs="+", help="folders, globs or image files (default: the labelled query crops of DATASETS.TEST[0])")
     p.add_argument("--num-images", type=positive_int, default=8)
     p.add_argument("--output", default="branch_outputs.png")
     p.add_argument(
