@@ -1,33 +1,46 @@
 #!/usr/bin/env python
-"""Cost of DAAF's branches: training-step time of each variant as a ratio to the base network,
-next to its FLOPs ratio (the floor), for ResNet-50 at 256x128 and a tiny CPU config; and the
-inference network (params, FLOPs, latency), which must be exactly the base network's.
+"""What DAAF's branches cost to train, per base network: the plain step-time ratio of each variant
+to its base network (this step's time over the base step's), its FLOPs ratio (the floor: what the
+extra computation alone would cost) and their quotient, with the activation memory a step keeps for
+its backward pass; and the deployed network, which must be exactly the base network.
 
-    python projects/DAAF/benchmarks/bench_modeling.py [--quick]
+    python projects/DAAF/benchmarks/bench_modeling.py [--quick] [--steps 7] [--batch-size 32] [--device cpu]
 
-Targets: training time ratio <= 1.1 x FLOPs ratio; inference params and FLOPs ratio 1.000,
-latency ratio 0.97-1.03.
+Base networks: the configs of configs/Market1501/ (BoT ResNet-50 256x128 with last stride 1,
+TriNet ResNet-50 256x128) and the CPU ResNet-18 of configs/Synthetic/ (TriNet, 128x64); variants:
+the DAAF config of each with its branches as they are (HAB, PAB, HAB + PAB). The steps of a base
+network's variants are interleaved (one step of each in turn, after warm-up), so that a slower
+moment of the machine hits all of them; the median of --steps steps is reported. --quick: the
+ResNet-18 only. Memory: on a GPU the peak allocated during a step; on the CPU the bytes of the
+tensors autograd saves for the backward pass (the bulk of a step's memory), distinct storages once.
+
+Targets (#27): time ratio <= 1.1 x FLOPs ratio; deployed params and FLOPs ratio 1.000, latency
+ratio 0.97-1.03.
 """
 
 import argparse
+import os
 import time
 
 import torch
 from torch import nn
 
-from daaf.config import get_cfg
+from daaf.config import build_config
 from daaf.data import PersonLabels, ReIDBatch
 from daaf.data.person_labels import NUM_KEYPOINTS
 from daaf.modeling import build_model, count_parameters, strip_branches
 from daaf.utils.fvcore_compat import FlopCountAnalysis
 
-VARIANTS = {
-    "base": {},
-    "HAB copy": {"MODEL.DAAF.BRANCHES": ["HAB"]},
-    "HAB shared": {"MODEL.DAAF.BRANCHES": ["HAB"], "MODEL.DAAF.HAB.ENCODER": "shared"},
-    "PAB": {"MODEL.DAAF.BRANCHES": ["PAB"]},
-    "HAB + PAB": {"MODEL.DAAF.BRANCHES": ["HAB", "PAB"]},
-}
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+# (name, base config, DAAF config); the DAAF config's branch settings (HAB's encoder, PAB's groups)
+# are the variants' own
+BASE_NETWORKS = (
+    ("BoT ResNet-50, last stride 1", "configs/Market1501/bot_R50.yaml", "configs/Market1501/daaf_bot_R50.yaml"),
+    ("TriNet ResNet-50", "configs/Market1501/trinet_R50.yaml", "configs/Market1501/daaf_trinet_R50.yaml"),
+    ("TriNet ResNet-18 (CPU demo)", "configs/Synthetic/trinet_R18.yaml", "configs/Synthetic/daaf_trinet_R18.yaml"),
+)
+VARIANTS = {"+ HAB": ["HAB"], "+ PAB": ["PAB"], "+ HAB + PAB": ["HAB", "PAB"]}
 
 
 class _TrainingForward(nn.Module):
@@ -40,7 +53,7 @@ class _TrainingForward(nn.Module):
 
     def forward(self, images):
         features = self.model.backbone(self.model.preprocess_image(images))
-        outputs = [self.model.heads(features["res5"])["features"]]
+        outputs = [self.model.heads(features[self.model.head_in_feature])["features"]]
         for name in self.model.branch_names:
             pred = self.model.branch(name).predict(features)
             outputs.extend(pred if isinstance(pred, list) else [pred])
@@ -51,19 +64,21 @@ def flops(module, inputs) -> float:
     return FlopCountAnalysis(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
 
 
-def make_cfg(depth, size, overrides):
-    cfg = get_cfg()
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", str(depth), "MODEL.BACKBONE.PRETRAIN", "False"])
-    for key, value in overrides.items():
-        cfg.merge_from_list([key, str(value)])
-    return cfg
+def variant_configs(base_file: str, daaf_file: str, device: str, num_classes: int = 8) -> dict:
+    """{variant name: config}: the base network and its DAAF config with each set of branches."""
+    common = ["MODEL.DEVICE", device, "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", str(num_classes)]
+    configs = {"base network": build_config(os.path.join(REPO, base_file), common)}
+    for name, branches in VARIANTS.items():
+        configs[name] = build_config(os.path.join(REPO, daaf_file), [*common, "MODEL.DAAF.BRANCHES", str(branches)])
+    return configs
 
 
-def fake_batch(n, size):
+def fake_batch(n: int, size, device) -> ReIDBatch:
+    """n crops (n / 4 identities of 4) with full person labels, as the training loader gives them."""
     h, w = size
     keypoints = torch.rand(n, NUM_KEYPOINTS, 3) * torch.tensor([w, h, 1.0])
     keypoints[..., 2] = 2
-    return ReIDBatch(
+    batch = ReIDBatch(
         images=torch.randint(0, 255, (n, 3, h, w), dtype=torch.uint8),
         pids=torch.arange(n // 4).repeat_interleave(4),
         camids=torch.zeros(n, dtype=torch.int64),
@@ -72,21 +87,85 @@ def fake_batch(n, size):
             has_label=torch.ones(n, dtype=torch.bool), masks=torch.randint(0, 2, (n, h, w), dtype=torch.uint8), keypoints=keypoints
         ),
     )
+    return batch.to(device)
 
 
-def step_time(model, batch, steps, warmup=2):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    model.train()
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
+def _synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+class _SavedBytes:
+    """Bytes of the distinct storages autograd saves for backward during a forward pass."""
+
+    def __init__(self):
+        self.storages = {}
+
+    def pack(self, tensor):
+        storage = tensor.untyped_storage()
+        self.storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
+def train_step(model, optimizer, batch, device, measure_memory=False):
+    """One optimizer step; (seconds, memory bytes or None)."""
+    saved = _SavedBytes()
+    if measure_memory and torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _synchronize(device)
+    start = time.perf_counter()
+    if measure_memory and torch.device(device).type != "cuda":
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
+            loss = sum(model(batch).values())
+    else:
         loss = sum(model(batch).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    if not measure_memory:
+        return seconds, None
+    return seconds, torch.cuda.max_memory_allocated() if torch.device(device).type == "cuda" else saved.total
+
+
+def training_table(name, base_file, daaf_file, batch_size, steps, warmup, device, amp=False) -> str:
+    torch.manual_seed(0)
+    configs = variant_configs(base_file, daaf_file, device, num_classes=batch_size // 4)
+    size = tuple(configs["base network"].INPUT.SIZE_TRAIN)
+    batch = fake_batch(batch_size, size, device)
+    models = {v: build_model(cfg).train() for v, cfg in configs.items()}
+    optimizers = {v: torch.optim.Adam(m.parameters(), lr=1e-4) for v, m in models.items()}
+    times = {v: [] for v in models}
+    memory = {}
+    for i in range(warmup + steps):  # interleaved: one step of every variant in turn
+        for v, model in models.items():
+            with torch.autocast(torch.device(device).type, enabled=amp):
+                seconds, used = train_step(model, optimizers[v], batch, device, measure_memory=i == warmup)
+            if i >= warmup:
+                times[v].append(seconds)
+            if used is not None:
+                memory[v] = used
+    cpu_images = batch.images[:2].cpu()
+    counted = {v: flops(_TrainingForward(m.cpu()).train(), (cpu_images,)) for v, m in models.items()}
+    median = {v: sorted(t)[len(t) // 2] for v, t in times.items()}
+    base_t, base_f, base_m = median["base network"], counted["base network"], memory["base network"]
+    memory_kind = "peak allocated" if torch.device(device).type == "cuda" else "saved activations"
+    lines = [
+        f"\nTraining step, {name} ({size[0]}x{size[1]}, batch {batch_size}, {device}{', AMP' if amp else ''}; "
+        f"median of {steps} interleaved steps after {warmup})",
+        f"| variant | s/step | time / base | FLOPs / base | (time / base) / (FLOPs / base) | {memory_kind} MB | memory / base |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in models:
+        t, f, m = median[v] / base_t, counted[v] / base_f, memory[v] / base_m
+        lines.append(f"| {v} | {median[v]:.3f} | {t:.2f} | {f:.2f} | {t / f:.2f} | {memory[v] / 2**20:,.0f} | {m:.2f} |")
+    lines.append("target: (time / base) / (FLOPs / base) <= 1.1")
+    return "\n".join(lines)
 
 
 def latency(model, images, runs):
@@ -101,52 +180,48 @@ def latency(model, images, runs):
     return sorted(times)[len(times) // 2]
 
 
-def training_table(name, depth, size, batch_size, steps):
+def inference_table(base_file, daaf_file, batch_size, runs) -> str:
     torch.manual_seed(0)
-    batch = fake_batch(batch_size, size)
-    rows = {}
-    for variant, overrides in VARIANTS.items():
-        model = build_model(make_cfg(depth, size, overrides))
-        rows[variant] = (step_time(model, batch, steps), flops(_TrainingForward(model).train(), (batch.images[:2],)))
-    base_t, base_f = rows["base"]
-    print(f"\nTraining step, {name} ({size[0]}x{size[1]}, batch {batch_size}, median of {steps} steps)")
-    print(f"{'variant':<12} {'s/step':>8} {'time ratio':>11} {'FLOPs ratio':>12} {'time/FLOPs':>11}")
-    for variant, (t, f) in rows.items():
-        print(f"{variant:<12} {t:8.3f} {t / base_t:11.3f} {f / base_f:12.3f} {(t / base_t) / (f / base_f):11.3f}")
-    print("target: time/FLOPs <= 1.1")
-
-
-def inference_table(depth, size, batch_size, runs):
-    torch.manual_seed(0)
-    base = build_model(make_cfg(depth, size, {})).eval()
-    daaf = build_model(make_cfg(depth, size, VARIANTS["HAB + PAB"])).eval()
-    deployed = strip_branches(daaf)
-    images = torch.randint(0, 255, (batch_size, 3, *size), dtype=torch.uint8)
-    base_flops = flops(base, (images,))
-    base_lat = [latency(base, images, runs)]
-    daaf_lat = [latency(deployed, images, runs)]
-    base_lat.append(latency(base, images, runs))  # interleaved, so drift hits both
-    daaf_lat.append(latency(deployed, images, runs))
+    configs = variant_configs(base_file, daaf_file, "cpu")
+    base = build_model(configs["base network"]).eval()
+    deployed = strip_branches(build_model(configs["+ HAB + PAB"]).eval())
+    images = torch.randint(0, 255, (batch_size, 3, *configs["base network"].INPUT.SIZE_TEST), dtype=torch.uint8)
+    base_flops, daaf_flops = flops(base, (images,)), flops(deployed, (images,))
+    base_lat, daaf_lat = [], []
+    for _ in range(2):  # interleaved, so drift hits both
+        base_lat.append(latency(base, images, runs))
+        daaf_lat.append(latency(deployed, images, runs))
     b, d = min(base_lat), min(daaf_lat)
-    print(f"\nInference (ResNet-{depth}, {size[0]}x{size[1]}, batch {batch_size}): DAAF (HAB + PAB) deployed vs base")
-    print(f"{'':<10} {'base':>14} {'DAAF':>14} {'ratio':>7}")
-    print(
-        f"{'params':<10} {count_parameters(base):>14,} {count_parameters(deployed):>14,} {count_parameters(deployed) / count_parameters(base):7.3f}"
+    size = "x".join(map(str, images.shape[-2:]))
+    return "\n".join(
+        [
+            f"\nInference ({base_file} vs its DAAF config deployed, {size}, batch {batch_size})",
+            "| | base | DAAF deployed | ratio |",
+            "|---|---|---|---|",
+            f"| params | {count_parameters(base):,} | {count_parameters(deployed):,} | {count_parameters(deployed) / count_parameters(base):.3f} |",
+            f"| FLOPs | {base_flops:,.0f} | {daaf_flops:,.0f} | {daaf_flops / base_flops:.3f} |",
+            f"| latency s | {b:.4f} | {d:.4f} | {d / b:.3f} |",
+            "targets: params and FLOPs ratio 1.000; latency ratio 0.97-1.03",
+        ]
     )
-    print(f"{'FLOPs':<10} {base_flops:>14,.0f} {flops(deployed, (images,)):>14,.0f} {flops(deployed, (images,)) / base_flops:7.3f}")
-    print(f"{'latency s':<10} {b:>14.4f} {d:>14.4f} {d / b:7.3f}")
-    print("targets: params and FLOPs ratio 1.000; latency ratio 0.97-1.03")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps, no ResNet-50")
+    parser.add_argument("--quick", action="store_true", help="the ResNet-18 only")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps per variant (median)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="also the GPU tables with SOLVER.AMP-style autocast")
     args = parser.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    training_table("tiny CPU config: ResNet-18", 18, (128, 64), 16, 3 if args.quick else 8)
-    if not args.quick:
-        training_table("ResNet-50", 50, (256, 128), 8, 4)
-    inference_table(18 if args.quick else 50, (256, 128), 8, 5 if args.quick else 10)
+    networks = BASE_NETWORKS[-1:] if args.quick else BASE_NETWORKS
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name, base_file, daaf_file in networks:
+        print(training_table(name, base_file, daaf_file, args.batch_size, args.steps, args.warmup, args.device), flush=True)
+        if args.amp:
+            print(training_table(name, base_file, daaf_file, args.batch_size, args.steps, args.warmup, args.device, amp=True), flush=True)
+    print(inference_table(*networks[0][1:], 8, 10))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Candidates for the decoder's stride-2 3x3 transposed convolution (padding 1, output padding 1),
+timed forward + backward against ``F.conv_transpose2d`` in channels-last layout (what
+daaf.modeling.attention.Decoder runs), at the shapes of PAB's last two layers (6 groups stacked):
+
+* sub-pixel: one 2x2 convolution to 4x the channels (the four output phases) + pixel shuffle; it
+  multiplies by the zeros of the phases that use fewer taps (16 taps computed for 9);
+* phases: the four phases as four exact convolutions (1x1, 1x2, 2x1, 2x2 taps), interleaved.
+
+Each is checked equal to the transposed convolution (max abs difference printed) before it is timed.
+
+    python projects/DAAF/benchmarks/bench_decoder.py [--batch 48] [--runs 5]
+"""
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def transposed(x, weight):
+    return F.conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1)
+
+
+# kernel index of the transposed conv for (output phase, input offset): y[2m] = x[m] w[1];
+# y[2m + 1] = x[m] w[2] + x[m + 1] w[0]
+_TAP = {(0, 0): 1, (1, 0): 2, (1, 1): 0}
+
+
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(C_in, C_out, 3, 3) transposed-conv weight -> (4 C_out, C_in, 2, 2) conv weight whose output
+    channel 4 c + 2 a + b is output phase (a, b) of channel c (pixel_shuffle's order)."""
+    c_in, c_out = weight.shape[:2]
+    out = weight.new_zeros(c_out, 2, 2, c_in, 2, 2)
+    for (a, dh), kh in _TAP.items():
+        for (b, dw), kw in _TAP.items():
+            out[:, a, b, :, dh, dw] = weight[:, :, kh, kw].t()
+    return out.reshape(4 * c_out, c_in, 2, 2)
+
+
+def subpixel(x, weight):
+    return F.pixel_shuffle(F.conv2d(F.pad(x, (0, 1, 0, 1)), subpixel_weight(weight)), 2)
+
+
+def phases(x, weight):
+    b, _, h, w = x.shape
+    padded = F.pad(x, (0, 1, 0, 1))
+    k = weight.transpose(0, 1)  # (C_out, C_in, 3, 3)
+    even_even = F.conv2d(x, k[:, :, 1:2, 1:2])
+    even_odd = F.conv2d(padded[:, :, :h], k[:, :, 1:2][..., [2, 0]])
+    odd_even = F.conv2d(padded[..., :w], k[:, :, [2, 0], 1:2])
+    odd_odd = F.conv2d(padded, k[:, :, [2, 0]][..., [2, 0]])
+    rows = torch.stack([torch.stack([even_even, even_odd], -1), torch.stack([odd_even, odd_odd], -1)], -3)  # (B, C, h, 2, w, 2)
+    return rows.reshape(b, -1, 2 * h, 2 * w)
+
+
+def step_time(fn, x, weight, runs, channels_last):
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        fn(x, weight).sum().backward()
+        if i:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=48, help="images x groups (8 crops x 6 PAB groups)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    weight = torch.randn(64, 64, 3, 3) * 0.05
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; forward + backward, median of {args.runs}")
+    print("| input (B, C, H, W) | candidate | layout | max abs diff | s | time / reference |\n|---|---|---|---|---|---|")
+    for h, w in ((64, 32), (128, 64)):
+        x = torch.randn(args.batch, 64, h, w)
+        reference = transposed(x, weight)
+        base = step_time(transposed, x, weight, args.runs, channels_last=True)
+        for name, fn in (("conv_transpose2d", transposed), ("sub-pixel", subpixel), ("phases", phases)):
+            diff = (fn(x, weight) - reference).abs().max().item()
+            for channels_last in (True, False):
+                t = base if fn is transposed and channels_last else step_time(fn, x, weight, args.runs, channels_last)
+                layout = "channels-last" if channels_last else "contiguous"
+                print(f"| {tuple(x.shape)} | {name} | {layout} | {diff:.1e} | {t:.3f} | {t / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
