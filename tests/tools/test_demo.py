@@ -5,6 +5,7 @@ import json
 import os
 
 import cv2
+import pytest
 
 from conftest import load_tool
 
@@ -67,3 +68,10 @@ def test_demo_trains_both_models_and_reports_them(synthetic_root, tmp_path, caps
     ranked = cv2.imread(summary["pictures"]["DAAF-TriNet"]["ranked_list"])
     assert ranked.shape[1] == 9 * (128 + pad) + pad and ranked.shape[0] % (256 + pad) == pad
     assert cv2.imread(str(out / "cmc.png")) is not None
+    # the paired comparison over the queries, printed and written
+    compared = {c["metric"]: c for c in json.loads((out / "comparison.json").read_text())}
+    assert list(compared) == ["mAP", "Rank-1", "mINP"]
+    m = compared["mAP"]
+    assert m["mean_difference"] == pytest.approx(summary["results"]["DAAF-TriNet"]["mAP"] - summary["results"]["TriNet"]["mAP"], abs=1e-3)
+    assert m["low"] <= m["mean_difference"] <= m["high"]
+    assert f"  mAP {m['mean_difference']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}], p {m['p_value']:.3g}: {m['verdict']}" in lines
