@@ -465,5 +465,5 @@ def test_trusted_weights_opt_in_loads_a_pickle_that_needs_it(files, capsys):
 def test_the_corpus_covers_every_tool():
     tools = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(os.path.dirname(__file__), "..", "..", "tools")) if n.endswith(".py")}
     covered = {tool for tool, _, _ in CASES.values()}
-    # demo and check_labels have their own error tests (tests/tools/test_demo.py, tests/pseudo_label)
-    assert tools - covered <= {"demo", "check_labels"}, sorted(tools - covered)
+    # demo, check_labels and compare_runs have their own error tests (test_demo.py, tests/pseudo_label, test_compare_runs.py)
+    assert tools - covered <= {"demo", "check_labels", "compare_runs"}, sorted(tools - covered)
