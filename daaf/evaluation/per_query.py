@@ -29,19 +29,33 @@ def save_per_query(path: str, **arrays: np.ndarray) -> None:
         np.savez_compressed(f, **{k: np.asarray(arrays[k]) for k in _KEYS})
 
 
-def load_per_query(path: str) -> Dict[str, np.ndarray]:
-    """The arrays of a per_query.npz (never unpickled); UserError naming the file when it is
-    missing, unreadable or inconsistent."""
+def load_npz_arrays(path: str, keys, kind: str, missing_hint: str, remedy: str) -> Dict[str, np.ndarray]:
+    """The arrays of an .npz file the evaluation wrote (never unpickled), which must hold ``keys``;
+    one-line UserErrors: ``missing_hint`` (formatted with the path) when the file is not there,
+    "not <kind>" when it is unreadable, and the missing keys with ``remedy``."""
     if not PathManager.isfile(path):
-        raise UserError(f"per-query results not found: {path} (every evaluation writes them; evaluate the run with --eval-only)")
+        raise UserError(missing_hint.format(path=path))
     with PathManager.open(path, "rb") as f:
         try:
             data = dict(np.load(f, allow_pickle=False))
         except Exception as e:
-            raise UserError(f"{path}: not a per-query results file ({type(e).__name__})") from None
-    missing = [k for k in _KEYS if k not in data]
+            raise UserError(f"{path}: not {kind} ({type(e).__name__})") from None
+    missing = [k for k in keys if k not in data]
     if missing:
-        raise UserError(f"{path}: lacks {missing}; evaluate the run again (--eval-only) to rewrite it")
+        raise UserError(f"{path}: lacks {missing}; {remedy}")
+    return data
+
+
+def load_per_query(path: str) -> Dict[str, np.ndarray]:
+    """The arrays of a per_query.npz (never unpickled); UserError naming the file when it is
+    missing, unreadable or inconsistent."""
+    data = load_npz_arrays(
+        path,
+        _KEYS,
+        kind="a per-query results file",
+        missing_hint="per-query results not found: {path} (every evaluation writes them; evaluate the run with --eval-only)",
+        remedy="evaluate the run again (--eval-only) to rewrite it",
+    )
     lengths = {k: data[k].shape for k in _KEYS}
     if any(shape != (len(data["query_files"]),) for shape in lengths.values()):
         raise UserError(f"{path}: its arrays differ in shape ({lengths}); expected one value per query")

@@ -7,7 +7,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from daaf.utils.errors import UserError
-from daaf.utils.file_io import PathManager
+
+from .per_query import load_npz_arrays
 
 __all__ = ["load_ranks", "select_queries", "ranked_gallery", "ranked_list_figure"]
 
@@ -16,16 +17,13 @@ _KEYS = ("indices", "distances", "query_files", "gallery_files", "query_pids", "
 
 def load_ranks(path: str) -> Dict[str, np.ndarray]:
     """The arrays of a ranks.npz; UserError naming the file when it is missing or incomplete."""
-    if not PathManager.isfile(path):
-        raise UserError(f"ranks file not found: {path} (write one with --eval-only TEST.SAVE_RANKS True)")
-    with PathManager.open(path, "rb") as f:
-        try:
-            data = dict(np.load(f, allow_pickle=False))
-        except Exception as e:
-            raise UserError(f"{path}: not a ranks.npz file ({type(e).__name__})") from None
-    missing = [k for k in _KEYS if k not in data]
-    if missing:
-        raise UserError(f"{path}: lacks {missing}; re-run the evaluation with TEST.SAVE_RANKS True")
+    data = load_npz_arrays(
+        path,
+        _KEYS,
+        kind="a ranks.npz file",
+        missing_hint="ranks file not found: {path} (write one with --eval-only TEST.SAVE_RANKS True)",
+        remedy="re-run the evaluation with TEST.SAVE_RANKS True",
+    )
     num_query, num_gallery = len(data["query_files"]), len(data["gallery_files"])
     expected = {"indices": (num_query, None), "distances": data["indices"].shape, "query_ap": (num_query,)}
     expected.update({k: (num_query,) for k in ("query_pids", "query_camids")})
