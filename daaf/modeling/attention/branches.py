@@ -114,7 +114,7 @@ class HumanAttentionBranch(nn.Module):
         x = features[self.source]
         if self.encoder is not None:
             x = self.encoder(x)
-        return self.predictor(self.decoder(x))
+        return Predictor.stacked([self.predictor], *self.decoder.forward_before_last_norm(x))[0]
 
     def forward(self, features: dict, batch: ReIDBatch) -> dict:
         pred = self.predict(features)
@@ -247,15 +247,26 @@ class PartAttentionBranch(nn.Module):
         """
         if len(self.decoders) > 1:
             return [self.decode_group(x, g) for g in range(len(self.groups))]
+        return list(self._decode_stacked(x).unflatten(0, (len(self.groups), len(x))).unbind(0))
+
+    def _stack_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Every group's channels of ``x`` (B, C, h, w), stacked group-major along the batch:
+        (G * B, group channels, h, w)."""
         b, _, h, w = x.shape
         g, c = len(self.groups), self.group_channels
-        stacked = x[:, : g * c].reshape(b, g, c, h, w).transpose(0, 1).reshape(g * b, c, h, w)
-        return list(self.decoders[0](stacked).unflatten(0, (g, b)).unbind(0))
+        return x[:, : g * c].reshape(b, g, c, h, w).transpose(0, 1).reshape(g * b, c, h, w)
+
+    def _decode_stacked(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared decoder on the stacked groups of ``x``: (G * B, decoder channels, h * 2^n, w * 2^n)."""
+        return self.decoders[0](self._stack_groups(x))
 
     def predict(self, features: dict) -> List[torch.Tensor]:
         """Per group: (B, len(group), h, w) heatmaps, or (B, 3, h, w) stripe images."""
-        decoded = self.decode_groups(features[self.source])
-        return [predictor(d) for predictor, d in zip(self.predictors, decoded)]
+        x = features[self.source]
+        if len(self.decoders) == 1:  # every group's predictor in one call on the stacked map
+            return Predictor.stacked(self.predictors, *self.decoders[0].forward_before_last_norm(self._stack_groups(x)))
+        decoded = [d.forward_before_last_norm(x[:, self.group_slice(g)]) for g, d in enumerate(self.decoders)]
+        return [Predictor.stacked([p], d, norm)[0] for p, (d, norm) in zip(self.predictors, decoded)]
 
     def targets(self, batch: ReIDBatch, output_size) -> List[torch.Tensor]:
         """Per group, the target of ``predict``'s output: heatmaps of the group's keypoints

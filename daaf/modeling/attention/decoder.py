@@ -1,12 +1,15 @@
 """DAAF's decoder: stride-2 transposed convolutions that upsample a feature map 2^n times."""
 
 import math
+from typing import List, Optional
 
 import torch
 from torch import nn
 
 from daaf.config import configurable
 from daaf.utils.errors import ConfigError
+
+from .pointwise import grouped_pointwise_conv, normalized_grouped_pointwise_conv
 
 __all__ = ["Decoder", "Predictor"]
 
@@ -66,6 +69,17 @@ class Decoder(nn.Module):
     def forward(self, x):
         return self.layers(x.contiguous(memory_format=torch.channels_last))
 
+    def forward_before_last_norm(self, x):
+        """``forward`` without its last BatchNorm: (the map before it, that BatchNorm), or (the
+        output, None) without norms; for a predictor that folds the norm in (Predictor.stacked)."""
+        layers = list(self.layers)
+        if not isinstance(layers[-1], nn.BatchNorm2d):
+            return self(x), None
+        x = x.contiguous(memory_format=torch.channels_last)
+        for layer in layers[:-1]:
+            x = layer(x)
+        return x, layers[-1]
+
 
 class Predictor(nn.Module):
     """1x1 convolution to ``out_channels`` maps, then the final activation ("sigmoid" or "").
@@ -75,17 +89,31 @@ class Predictor(nn.Module):
     heads do: with PyTorch's default initialisation the maps start at ~0.5, the first steps drive
     the background down with large updates, and pixels that overshoot to logits of 50+ stay
     saturated (the sigmoid's gradient vanishes there): PAB learnt a fixed lattice of 1.0 dots.
+    The convolution runs as :func:`grouped_pointwise_conv` (the weights stay an ``nn.Conv2d``'s).
     """
 
     def __init__(self, in_channels: int, out_channels: int, activation: str = "sigmoid", prior: float = 0.01):
         super().__init__()
         if activation not in ("sigmoid", ""):
             raise ConfigError(f"MODEL.DAAF.DECODER.ACTIVATION: expected 'sigmoid' or '', got '{activation}'")
-        self.conv = nn.Conv2d(in_channels, out_channels, 1).to(memory_format=torch.channels_last)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
         nn.init.normal_(self.conv.weight, std=0.001)
         nn.init.constant_(self.conv.bias, math.log(prior / (1 - prior)) if activation == "sigmoid" else 0.0)
         self.activation = activation
 
+    def activate(self, maps: torch.Tensor) -> torch.Tensor:
+        """The final activation of (B, K, H, W) logits."""
+        return maps.sigmoid() if self.activation == "sigmoid" else maps
+
     def forward(self, x):
-        x = self.conv(x)
-        return x.sigmoid() if self.activation == "sigmoid" else x
+        """(B, in_channels, H, W) -> (B, out_channels, H, W)."""
+        return self.activate(grouped_pointwise_conv(x, [self.conv.weight], [self.conv.bias])[0])
+
+    @staticmethod
+    def stacked(predictors, x: torch.Tensor, norm: Optional[nn.BatchNorm2d] = None) -> List[torch.Tensor]:
+        """Predictor g on the g-th of G equal batch slices of ``norm(x)`` (G * B, C, H, W) in one
+        batched call, ``norm`` (a decoder's last BatchNorm, see Decoder.forward_before_last_norm)
+        folded in: G maps (B, K_g, H, W), equal to ``[p(s) for p, s in zip(predictors, norm(x).chunk(G))]``."""
+        weights, biases = [p.conv.weight for p in predictors], [p.conv.bias for p in predictors]
+        maps = normalized_grouped_pointwise_conv(x, norm, weights, biases)
+        return [p.activate(m) for p, m in zip(predictors, maps)]

@@ -1,0 +1,136 @@
+"""The decoder's last BatchNorm and 1x1 predictors run as one batched matmul with the norm folded in
+(daaf.modeling.attention.pointwise): forward, backward and the running statistics must equal the
+plain nn.BatchNorm2d and nn.Conv2d they replace, for HAB's one map and PAB's stacked groups."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_attention_branches import backbone_features, daaf_cfg, fake_batch
+
+from daaf.modeling import build_model
+from daaf.modeling.attention import Predictor
+from daaf.modeling.attention.pointwise import grouped_pointwise_conv, normalized_grouped_pointwise_conv
+from daaf.utils.errors import ConfigError
+
+
+def _reference(x, weights, biases):
+    """The convolutions one by one: weights[g] on the g-th batch slice of x."""
+    return [F.conv2d(part, w, b) for part, w, b in zip(x.chunk(len(weights)), weights, biases)]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_grouped_pointwise_conv_equals_the_convolutions_forward_and_backward(channels_last):
+    g = torch.Generator().manual_seed(0)
+    sizes = [5, 2, 3]
+    x = torch.randn(3 * 4, 16, 10, 6, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = [torch.randn(k, 16, 1, 1, generator=g) for k in sizes]
+    biases = [torch.randn(k, generator=g) for k in sizes]
+    upstream = [torch.randn(4, k, 10, 6, generator=g) for k in sizes]
+
+    def run(fn):
+        leaves = [t.detach().clone().requires_grad_() for t in (x, *weights, *biases)]
+        outputs = fn(leaves[0], leaves[1:4], leaves[4:])
+        sum((o * u).sum() for o, u in zip(outputs, upstream)).backward()
+        return [o.detach() for o in outputs], [t.grad for t in leaves]
+
+    outputs, grads = run(grouped_pointwise_conv)
+    expected_outputs, expected_grads = run(_reference)
+    assert [o.shape for o in outputs] == [(4, k, 10, 6) for k in sizes]
+    for got, want in zip(outputs + grads, expected_outputs + expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["train", "train, momentum None", "eval"])
+def test_normalized_grouped_pointwise_conv_equals_batchnorm_then_the_convolutions(mode):
+    g = torch.Generator().manual_seed(1)
+    sizes = [3, 1]
+    x = (torch.randn(2 * 3, 8, 6, 4, generator=g) * 3 + 2).contiguous(memory_format=torch.channels_last)
+    weights = [torch.randn(k, 8, 1, 1, generator=g) for k in sizes]
+    biases = [torch.randn(k, generator=g) for k in sizes]
+    upstream = [torch.randn(3, k, 6, 4, generator=g) for k in sizes]
+    norm = torch.nn.BatchNorm2d(8, momentum=None if "None" in mode else 0.1)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0, generator=g), norm.bias.normal_(generator=g)
+        norm.running_mean.normal_(generator=g), norm.running_var.uniform_(0.5, 2.0, generator=g)
+        norm.num_batches_tracked.fill_(3)
+    norm.train(mode != "eval")
+    start = {k: v.clone() for k, v in norm.state_dict().items()}
+
+    def run(fn):
+        norm.load_state_dict(start)
+        norm.zero_grad()
+        leaves = [t.detach().clone().requires_grad_() for t in (x, *weights, *biases)]
+        outputs = fn(leaves[0], leaves[1:3], leaves[3:])
+        sum((o * u).sum() for o, u in zip(outputs, upstream)).backward()
+        grads = [t.grad for t in leaves] + [norm.weight.grad.clone(), norm.bias.grad.clone()]
+        return [o.detach() for o in outputs] + grads, {k: v.clone() for k, v in norm.state_dict().items()}
+
+    got, got_state = run(lambda x, w, b: normalized_grouped_pointwise_conv(x, norm, w, b))
+    want, want_state = run(lambda x, w, b: _reference(norm(x), w, b))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for key in want_state:
+        torch.testing.assert_close(got_state[key], want_state[key], msg=key)
+    assert (want_state["num_batches_tracked"] > start["num_batches_tracked"]) == (mode != "eval")
+
+
+def test_grouped_pointwise_conv_refuses_a_batch_that_is_not_equal_slices():
+    with pytest.raises(ValueError, match="batch 5 is not 2 equal slices"):
+        grouped_pointwise_conv(torch.zeros(5, 4, 2, 2), [torch.zeros(1, 4, 1, 1)] * 2, [torch.zeros(1)] * 2)
+
+
+def test_predictor_is_its_convolution_then_the_activation():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 4)
+    sigmoid, plain = Predictor(8, 3), Predictor(8, 3, activation="")
+    torch.testing.assert_close(sigmoid(x), torch.sigmoid(sigmoid.conv(x)))
+    torch.testing.assert_close(plain(x), plain.conv(x))
+    with pytest.raises(ConfigError, match="ACTIVATION"):
+        Predictor(8, 3, activation="relu")
+
+
+def _close_to(got, want, name):
+    """got (float32) within float32 rounding of want (float64): 1e-4 of the largest entry."""
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()), msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("branch,overrides", [("PAB", {}), ("PAB", {"MODEL__DAAF__PAB__SHARED_DECODER": False}), ("HAB", {})])
+def test_branch_predictions_gradients_and_statistics_equal_the_plain_modules(branch, overrides):
+    """HAB and PAB (shared decoder: stacked groups; independent decoders: one call per group)
+    against the reference in float64: the whole decoder (its last BatchNorm included) and each
+    predictor's nn.Conv2d and sigmoid, called one by one. (The float32 reference itself is ~10x
+    further from the float64 one than the folded form: its BatchNorm rounds the normalised map.)"""
+    torch.manual_seed(0)
+    model = build_model(daaf_cfg(branch, **overrides)).train()
+    module = model.branches[branch]
+    features = {k: v.detach() for k, v in backbone_features(model, fake_batch()).items()}
+    reference_module = copy.deepcopy(module).double()
+    reference_features = {k: v.double() for k, v in features.items()}
+
+    def run(module, predict):
+        maps = predict(module)
+        maps = maps if isinstance(maps, list) else [maps]
+        sum((m * torch.linspace(0, 1, m.numel(), dtype=m.dtype).view_as(m)).sum() for m in maps).backward()
+        grads = {n: p.grad for n, p in module.named_parameters() if p.grad is not None}
+        return [m.detach() for m in maps], grads, module.state_dict()
+
+    def reference(module):
+        x = reference_features[module.source]
+        if branch == "HAB":
+            x = x if module.encoder is None else module.encoder(x)
+            return torch.sigmoid(module.predictor.conv(module.decoder(x)))
+        return [torch.sigmoid(p.conv(d)) for p, d in zip(module.predictors, module.decode_groups(x))]
+
+    maps, grads, state = run(module, lambda m: m.predict(features))
+    expected_maps, expected_grads, expected_state = run(reference_module, reference)
+    for g, (got, want) in enumerate(zip(maps, expected_maps)):
+        _close_to(got, want, f"map {g}")
+    assert grads.keys() == expected_grads.keys() and any("decoder" in n for n in grads)
+    for name in grads:
+        _close_to(grads[name], expected_grads[name], name)
+    for key in expected_state:
+        _close_to(state[key], expected_state[key].double(), key)
