@@ -480,3 +480,26 @@ def test_a_rank_that_dies_is_named_with_its_signal(capsys):
     assert code == 128 + signal.SIGKILL and time.time() - start < 50  # the other rank is stopped, not waited for
     lines = capsys.readouterr().err.strip().splitlines()
     assert re.fullmatch(r"error: rank 1 \(pid \d+\) was killed by SIGKILL; the other processes were stopped", lines[-1]), lines[-1]
+
+
+@pytest.mark.parametrize("setting,expect_huge_pages", [(None, True), ("0", False)])
+def test_the_package_backs_large_cpu_tensors_with_huge_pages_unless_told_not_to(setting, expect_huge_pages):
+    """Importing the package before torch (as every tool does) makes PyTorch's CPU allocator use
+    transparent huge pages for large tensors; THP_MEM_ALLOC_ENABLE=0 keeps the default."""
+    try:
+        mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        pytest.skip("this kernel has no transparent huge pages")
+    if "[never]" in mode:
+        pytest.skip("transparent huge pages are off on this machine")
+    code = (
+        "import daaf.engine, torch\n"
+        "def huge(): return sum(int(l.split()[1]) for l in open('/proc/self/smaps') if l.startswith('AnonHugePages:'))\n"
+        "before = huge(); x = torch.ones(64 * 2**20, dtype=torch.uint8); print(huge() - before)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if setting is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = setting
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    huge_kb = int(result.stdout.strip().splitlines()[-1])
+    assert (huge_kb >= 32 * 1024) == expect_huge_pages, huge_kb

@@ -4,14 +4,14 @@ to its base network (this step's time over the base step's), its FLOPs ratio (th
 extra computation alone would cost) and their quotient, with the activation memory a step keeps for
 its backward pass; and the deployed network, which must be exactly the base network.
 
-    python projects/DAAF/benchmarks/bench_modeling.py [--quick] [--steps 7] [--batch-size 32] [--device cpu]
+    python projects/DAAF/benchmarks/bench_modeling.py [--networks bot trinet r18] [--steps 7] [--batch-size 32] [--device cpu]
 
 Base networks: the configs of configs/Market1501/ (BoT ResNet-50 256x128 with last stride 1,
 TriNet ResNet-50 256x128) and the CPU ResNet-18 of configs/Synthetic/ (TriNet, 128x64); variants:
 the DAAF config of each with its branches as they are (HAB, PAB, HAB + PAB). The steps of a base
 network's variants are interleaved (one step of each in turn, after warm-up), so that a slower
-moment of the machine hits all of them; the median of --steps steps is reported. --quick: the
-ResNet-18 only. Memory: on a GPU the peak allocated during a step; on the CPU the bytes of the
+moment of the machine hits all of them; the median of --steps steps is reported. --networks: which
+base networks (default all; --quick: r18). Memory: on a GPU the peak allocated during a step; on the CPU the bytes of the
 tensors autograd saves for the backward pass (the bulk of a step's memory), distinct storages once.
 
 Targets (#27): time ratio <= 1.1 x FLOPs ratio; deployed params and FLOPs ratio 1.000, latency
@@ -22,6 +22,10 @@ import argparse
 import os
 import time
 
+# isort: off
+import daaf  # noqa: F401  (before torch, as in tools/train_net.py: it sets PyTorch's CPU allocator to huge pages)
+
+# isort: on
 import torch
 from torch import nn
 
@@ -35,11 +39,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 # (name, base config, DAAF config); the DAAF config's branch settings (HAB's encoder, PAB's groups)
 # are the variants' own
-BASE_NETWORKS = (
-    ("BoT ResNet-50, last stride 1", "configs/Market1501/bot_R50.yaml", "configs/Market1501/daaf_bot_R50.yaml"),
-    ("TriNet ResNet-50", "configs/Market1501/trinet_R50.yaml", "configs/Market1501/daaf_trinet_R50.yaml"),
-    ("TriNet ResNet-18 (CPU demo)", "configs/Synthetic/trinet_R18.yaml", "configs/Synthetic/daaf_trinet_R18.yaml"),
-)
+BASE_NETWORKS = {
+    "bot": ("BoT ResNet-50, last stride 1", "configs/Market1501/bot_R50.yaml", "configs/Market1501/daaf_bot_R50.yaml"),
+    "trinet": ("TriNet ResNet-50", "configs/Market1501/trinet_R50.yaml", "configs/Market1501/daaf_trinet_R50.yaml"),
+    "r18": ("TriNet ResNet-18 (CPU demo)", "configs/Synthetic/trinet_R18.yaml", "configs/Synthetic/daaf_trinet_R18.yaml"),
+}
 VARIANTS = {"+ HAB": ["HAB"], "+ PAB": ["PAB"], "+ HAB + PAB": ["HAB", "PAB"]}
 
 
@@ -208,15 +212,16 @@ def inference_table(base_file, daaf_file, batch_size, runs) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the ResNet-18 only")
+    parser.add_argument("--networks", nargs="+", choices=list(BASE_NETWORKS), default=list(BASE_NETWORKS))
+    parser.add_argument("--quick", action="store_true", help="the ResNet-18 only (--networks r18)")
     parser.add_argument("--steps", type=int, default=7, help="timed steps per variant (median)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="also the GPU tables with SOLVER.AMP-style autocast")
     args = parser.parse_args()
-    networks = BASE_NETWORKS[-1:] if args.quick else BASE_NETWORKS
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    networks = [BASE_NETWORKS[key] for key in (["r18"] if args.quick else args.networks)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
     for name, base_file, daaf_file in networks:
         print(training_table(name, base_file, daaf_file, args.batch_size, args.steps, args.warmup, args.device), flush=True)
         if args.amp:
