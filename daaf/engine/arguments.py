@@ -105,6 +105,11 @@ class InferenceArgumentParser(argparse.ArgumentParser):
         parsed.opts = argv[split:]
         return parsed
 
+    def add_workers_argument(self) -> "InferenceArgumentParser":
+        """--workers: the image-reading processes of a tool that embeds crops (FeatureExtractor's num_workers)."""
+        self.add_argument("--workers", type=non_negative_int, default=2, help="image-reading processes")
+        return self
+
 
 def _int_at_least(text: str, low: int, what: str) -> int:
     try:

@@ -15,7 +15,6 @@ from daaf.engine import (
     check_output_file,
     inference_argument_parser,
     inference_config,
-    non_negative_int,
     run_command_line,
 )
 from daaf.utils.file_io import atomic_write
@@ -35,7 +34,7 @@ def parser():
     p = inference_argument_parser(__doc__)
     p.add_argument("--input", nargs="+", required=True, help="folders (searched recursively), globs or image files")
     p.add_argument("--output", default="features.npz", help="the .npz to write (default: features.npz)")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="image-reading processes")
+    p.add_workers_argument()
     return p
 
 

@@ -19,7 +19,6 @@ from daaf.engine import (
     check_output_file,
     inference_argument_parser,
     inference_config,
-    non_negative_int,
     positive_int,
     run_command_line,
 )
@@ -89,7 +88,7 @@ def parser():
     p.add_argument("--output", default="search.png", help="the picture to write (default: search.png)")
     p.add_argument("--max-rows", type=positive_int, default=20, help="queries drawn in the picture (all are printed)")
     p.add_argument("--faiss", action="store_true", help="search a flat faiss index instead of exact chunked distances")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="image-reading processes")
+    p.add_workers_argument()
     return p
 
 
