@@ -67,18 +67,17 @@ class Decoder(nn.Module):
         }
 
     def forward(self, x):
-        return self.layers(x.contiguous(memory_format=torch.channels_last))
+        x, norm = self.forward_before_last_norm(x)
+        return x if norm is None else norm(x)
 
     def forward_before_last_norm(self, x):
         """``forward`` without its last BatchNorm: (the map before it, that BatchNorm), or (the
         output, None) without norms; for a predictor that folds the norm in (Predictor.stacked)."""
-        layers = list(self.layers)
-        if not isinstance(layers[-1], nn.BatchNorm2d):
-            return self(x), None
+        norm = self.layers[-1] if isinstance(self.layers[-1], nn.BatchNorm2d) else None
         x = x.contiguous(memory_format=torch.channels_last)
-        for layer in layers[:-1]:
+        for layer in self.layers[:-1] if norm is not None else self.layers:
             x = layer(x)
-        return x, layers[-1]
+        return x, norm
 
 
 class Predictor(nn.Module):

@@ -11,8 +11,9 @@ TriNet ResNet-50 256x128) and the CPU ResNet-18 of configs/Synthetic/ (TriNet, 1
 the DAAF config of each with its branches as they are (HAB, PAB, HAB + PAB). The steps of a base
 network's variants are interleaved (one step of each in turn, after warm-up), so that a slower
 moment of the machine hits all of them; the median of --steps steps is reported. --networks: which
-base networks (default all; --quick: r18). Memory: on a GPU the peak allocated during a step; on the CPU the bytes of the
-tensors autograd saves for the backward pass (the bulk of a step's memory), distinct storages once.
+base networks (default all; --quick: r18). Memory: on a GPU the peak allocated during a step; on
+the CPU the bytes of the tensors autograd saves for the backward pass (the bulk of a step's
+memory), distinct storages once.
 
 Targets (#27): time ratio <= 1.1 x FLOPs ratio; deployed params and FLOPs ratio 1.000, latency
 ratio 0.97-1.03.
