@@ -25,8 +25,17 @@ DETECTRON2_MISSING_REASON = "detectron2 is not installed (optional; bash tools/i
 
 
 def pytest_configure(config):
-    # what the project caches (image checks, ...) goes to a folder of this run, not the user's home
-    os.environ.setdefault("DAAF_CACHE_DIR", tempfile.mkdtemp(prefix="daaf-test-cache-"))
+    # what the project caches (image checks, compiled kernels) goes to a folder of this run, not the
+    # user's home; the xdist workers of one run share it, so each numba kernel compiles once a run
+    # (seconds each) rather than once in every worker and in every process a test starts first
+    if "DAAF_CACHE_DIR" not in os.environ:
+        run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+        if run_id:
+            folder = os.path.join(tempfile.gettempdir(), f"daaf-test-cache-{run_id}")
+            os.makedirs(folder, exist_ok=True)
+        else:
+            folder = tempfile.mkdtemp(prefix="daaf-test-cache-")
+        os.environ["DAAF_CACHE_DIR"] = folder
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # one thread per worker, for the worker and the processes its tests start: with 2 workers
         # on 2 cores, more threads only oversubscribe the cores

@@ -1,6 +1,7 @@
 """One training (or evaluation) of a config with a seed, checking its inputs, and making the
 results of a list of them through tools/train_net.py."""
 
+import functools
 import json
 import os
 import shlex
@@ -52,8 +53,10 @@ class Run:
         """The effective config the folder's run was started with (written before it starts)."""
         return os.path.join(self.output_dir, "reproduce_request.yaml")
 
+    @functools.cached_property
     def requested_config(self) -> str:
-        """The effective config of this run (its config file, its options and its OUTPUT_DIR), as YAML."""
+        """The effective config of this run (its config file, its options and its OUTPUT_DIR), as
+        YAML; built once per Run (a plan keeps one Run per row and seed while it works)."""
         return build_config(self.config, [*self.opts, "OUTPUT_DIR", self.output_dir]).dump()
 
     def recorded_config(self) -> Optional[str]:
@@ -64,7 +67,7 @@ class Run:
 
     def check_same_settings(self) -> None:
         """A one-line UserError when the folder holds a run started with another effective config."""
-        recorded, requested = self.recorded_config(), self.requested_config()
+        recorded, requested = self.recorded_config(), self.requested_config
         if recorded is None or recorded == requested:
             return
         old, new = flatten_config(yaml.safe_load(recorded)), flatten_config(yaml.safe_load(requested))
@@ -77,7 +80,7 @@ class Run:
     def record_request(self) -> None:
         os.makedirs(self.output_dir, exist_ok=True)
         with atomic_write(self.request_file, "w") as f:
-            f.write(self.requested_config())
+            f.write(self.requested_config)
 
     def done(self) -> bool:
         """Its results and per-query results are there, newer than the model they are of, and made
@@ -89,7 +92,7 @@ class Run:
             and os.path.isfile(model)
             and os.path.getmtime(self.results_file) >= os.path.getmtime(model)
             and all(os.path.isfile(self.per_query_file(d)) for d in self.results())
-            and self.recorded_config() == self.requested_config()
+            and self.recorded_config() == self.requested_config
         )
 
     def command(self, num_gpus: int) -> List[str]:
