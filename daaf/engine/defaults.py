@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from daaf.config import CfgNode, build_config
 from daaf.utils import comm
 from daaf.utils.checkpoint import DAAFCheckpointer
-from daaf.utils.env import collect_env_info, seed_all_rng
+from daaf.utils.env import collect_env_info, keep_freed_cpu_memory, seed_all_rng
 from daaf.utils.errors import ConfigError, UserError
 from daaf.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from daaf.utils.file_io import PathManager, atomic_write, sweep_stale_temp_files, truncate_json_lines, writable_folder
@@ -35,7 +35,8 @@ def _trains(args) -> bool:
 def default_setup(cfg: CfgNode, args) -> None:
     """Create OUTPUT_DIR and, for a training, claim it (:func:`claim_run_folder`: one writer, one
     run); set up logging (log.txt), log the environment, the arguments and the config, seed every
-    RNG (SEED + rank) and set cudnn.benchmark. An evaluation writes its config to
+    RNG (SEED + rank), keep freed CPU memory for reuse (:func:`keep_freed_cpu_memory`) and set
+    cudnn.benchmark. An evaluation writes its config to
     OUTPUT_DIR/inference/config.yaml; a training's config.yaml is written by the trainer once it is
     built (:meth:`DefaultTrainer.save_config`), so a run that fails its checks writes no record.
     ``cfg`` comes from :func:`daaf.config.build_config`, which imported cfg.IMPORTS."""
@@ -63,6 +64,8 @@ def default_setup(cfg: CfgNode, args) -> None:
         folder = "inference" if getattr(args, "eval_only", False) else "pseudo_label"
         _write_config(cfg, os.path.join(output_dir, folder, "config.yaml"))
 
+    if keep_freed_cpu_memory():
+        logger.info("CPU memory: freed memory is kept for reuse (DAAF_KEEP_FREED_MEMORY=0 returns it to the system)")
     seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info(f"Using random seed {seed}")
     if not (hasattr(args, "eval_only") and args.eval_only):

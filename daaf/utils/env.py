@@ -1,6 +1,7 @@
-"""Seeding, a short description of the software environment for the log, and the device a
-config names."""
+"""Seeding, a short description of the software environment for the log, the device a config
+names, and how the process keeps freed CPU memory."""
 
+import ctypes
 import os
 import platform
 import random
@@ -67,3 +68,33 @@ def resolve_device(device: str, key: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ConfigError(f"{key}: '{device}' is not a device (expected cpu, cuda or cuda:N)") from None
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_cpu_memory() -> bool:
+    """Have glibc's malloc keep the memory of freed CPU tensors for the next ones instead of
+    returning it to the system; returns whether that is now in effect (False: not glibc,
+    DAAF_KEEP_FREED_MEMORY=0, or PyTorch's huge-page allocations turned off, see daaf/__init__.py).
+
+    By default glibc serves every allocation of 32 MB or more with its own mmap and unmaps it when
+    freed, so each full-size map of a training step (DAAF's decoder outputs: hundreds of MB) is
+    page-faulted in and zeroed by the kernel again, every step: on 2 cores that took more time than
+    PAB's arithmetic (the system time of a DAAF-BoT step fell 4x with this). Here large
+    allocations come from the heap and freed memory stays in it, as a caching allocator does; the
+    process keeps its peak footprint. What is computed does not change.
+    """
+    if os.environ.get("DAAF_KEEP_FREED_MEMORY", "1") == "0" or os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
+        # PyTorch aligns its huge-page tensors to 2 MB, which leaves glibc room to reuse a freed
+        # block for the next tensor of its size; without huge pages (64-byte alignment) a freed
+        # block is not reused until it merges with its neighbours, and the heap grows meanwhile
+        return False
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # no mmap'ed chunks (they are unmapped when freed), and never trim the heap's top: glibc reads
+    # the int -1 as the largest size_t (a threshold given as a positive int would end at 2 GB)
+    return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, -1) == 1

@@ -1,6 +1,7 @@
 import glob
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -194,6 +195,8 @@ def test_kill_9_mid_run_then_resume_ends_with_the_weights_of_the_uninterrupted_r
     start_iters = [int(line.rsplit(" ", 1)[-1]) for line in log.splitlines() if "Training begins at iteration" in line]
     assert start_iters[0] == 0 and start_iters[-1] >= 3  # resumed after a checkpoint, not from 0
     assert f"Data stream resumed at batch {start_iters[-1]}" in log
+    if platform.libc_ver()[0] == "glibc":  # default_setup has every training keep freed CPU memory
+        assert log.count("CPU memory: freed memory is kept for reuse") == 2
     final = torch.load(out / "model_final.pth", weights_only=True)
     reference = torch.load(tmp_path / "uninterrupted" / "model_final.pth", weights_only=True)
     assert final["iteration"] == reference["iteration"] == 7
@@ -482,10 +485,15 @@ def test_a_rank_that_dies_is_named_with_its_signal(capsys):
     assert re.fullmatch(r"error: rank 1 \(pid \d+\) was killed by SIGKILL; the other processes were stopped", lines[-1]), lines[-1]
 
 
-@pytest.mark.parametrize("setting,expect_huge_pages", [(None, True), ("0", False)])
-def test_the_package_backs_large_cpu_tensors_with_huge_pages_unless_told_not_to(setting, expect_huge_pages):
+@pytest.mark.parametrize(
+    "settings,expect_huge_pages,expect_kept",
+    [({}, True, True), ({"THP_MEM_ALLOC_ENABLE": "0"}, False, False), ({"DAAF_KEEP_FREED_MEMORY": "0"}, True, False)],
+    ids=["default", "THP_MEM_ALLOC_ENABLE=0", "DAAF_KEEP_FREED_MEMORY=0"],
+)
+def test_large_cpu_tensors_use_huge_pages_and_freed_memory_is_reused_unless_told_not_to(settings, expect_huge_pages, expect_kept):
     """Importing the package before torch (as every tool does) makes PyTorch's CPU allocator use
-    transparent huge pages for large tensors; THP_MEM_ALLOC_ENABLE=0 keeps the default."""
+    transparent huge pages for large tensors, and keep_freed_cpu_memory (what default_setup calls)
+    has glibc reuse a freed large tensor's memory: a second 256 MB tensor faults in no new pages."""
     try:
         mode = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
     except OSError:
@@ -493,13 +501,23 @@ def test_the_package_backs_large_cpu_tensors_with_huge_pages_unless_told_not_to(
     if "[never]" in mode:
         pytest.skip("transparent huge pages are off on this machine")
     code = (
-        "import daaf.engine, torch\n"
+        "import json, platform, resource, daaf.engine, torch\n"
+        "from daaf.utils.env import keep_freed_cpu_memory\n"
+        "kept = keep_freed_cpu_memory()\n"
         "def huge(): return sum(int(l.split()[1]) for l in open('/proc/self/smaps') if l.startswith('AnonHugePages:'))\n"
-        "before = huge(); x = torch.ones(64 * 2**20, dtype=torch.uint8); print(huge() - before)\n"
+        "def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "before = huge(); x = torch.ones(64 * 2**20, dtype=torch.uint8); huge_kb = huge() - before; del x\n"
+        "x = torch.ones(64 * 2**20); del x  # 256 MB, freed\n"
+        "before = faults(); x = torch.ones(64 * 2**20); again = faults() - before\n"
+        "print(json.dumps([huge_kb, kept, again, platform.libc_ver()[0]]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    if setting is not None:
-        env["THP_MEM_ALLOC_ENABLE"] = setting
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
-    huge_kb = int(result.stdout.strip().splitlines()[-1])
+    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "DAAF_KEEP_FREED_MEMORY")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **settings}, cwd=REPO, check=True)
+    huge_kb, kept, faults_again, libc = json.loads(result.stdout.strip().splitlines()[-1])
     assert (huge_kb >= 32 * 1024) == expect_huge_pages, huge_kb
+    if libc != "glibc":
+        assert not kept  # only glibc's malloc is tuned
+        return
+    assert kept == expect_kept
+    # reused: no new page; returned to the system: 128 huge pages or 65,536 small ones faulted in again
+    assert (faults_again < 32) if expect_kept else (faults_again >= 100), faults_again

@@ -34,6 +34,7 @@ from daaf.config import build_config
 from daaf.data import PersonLabels, ReIDBatch
 from daaf.data.person_labels import NUM_KEYPOINTS
 from daaf.modeling import build_model, count_parameters, strip_branches
+from daaf.utils.env import keep_freed_cpu_memory
 from daaf.utils.fvcore_compat import FlopCountAnalysis
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -222,7 +223,11 @@ def main():
     parser.add_argument("--amp", action="store_true", help="also the GPU tables with SOLVER.AMP-style autocast")
     args = parser.parse_args()
     networks = [BASE_NETWORKS[key] for key in (["r18"] if args.quick else args.networks)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+    kept = keep_freed_cpu_memory()  # as every training process does (default_setup)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
+        f"freed CPU memory kept for reuse: {kept}"
+    )
     for name, base_file, daaf_file in networks:
         print(training_table(name, base_file, daaf_file, args.batch_size, args.steps, args.warmup, args.device), flush=True)
         if args.amp:
