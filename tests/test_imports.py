@@ -40,13 +40,17 @@ def module_names():
     return sorted(names)
 
 
+def module_file(name):
+    """The source file of module ``name`` (a package's __init__.py)."""
+    path = os.path.join(REPO, *name.split("."))
+    return os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+
+
 def module_level_imports(name, anywhere=False):
     """The daaf modules ``name`` imports at module level (relative imports resolved); with
     ``anywhere``, also those imported inside its functions and classes."""
-    path = os.path.join(REPO, *name.split("."))
-    is_package = os.path.isdir(path)
-    path = os.path.join(path, "__init__.py") if is_package else path + ".py"
-    package = name if is_package else name.rsplit(".", 1)[0]
+    path = module_file(name)
+    package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
     found = set()
     tree = ast.parse(open(path).read())
     for node in ast.walk(tree) if anywhere else tree.body:
@@ -69,9 +73,7 @@ def third_party_imports():
     ones inside functions too): the fork test loads them once, so each fork pays only for daaf."""
     found = set()
     for name in module_names():
-        path = os.path.join(REPO, *name.split("."))
-        path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
-        for node in ast.walk(ast.parse(open(path).read())):
+        for node in ast.walk(ast.parse(open(module_file(name)).read())):
             if isinstance(node, ast.Import):
                 found |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
@@ -165,9 +167,7 @@ def test_get_cfg_imports_by_name_only_the_builtin_extensions():
     daaf.config (the builtin config extensions) and daaf.config.imports (a config's IMPORTS)."""
     calls = {}
     for name in module_names():
-        path = os.path.join(REPO, *name.split("."))
-        path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
-        for node in ast.walk(ast.parse(open(path).read())):
+        for node in ast.walk(ast.parse(open(module_file(name)).read())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module":
                 calls.setdefault(name, []).append(ast.unparse(node.args[0]))
     from daaf.config.extensions import BUILTIN_CONFIG_MODULES

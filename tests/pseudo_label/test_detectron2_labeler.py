@@ -1,6 +1,6 @@
 """The detectron2 labeler for real: Keypoint R-CNN + Mask R-CNN built from config files whose
-``_BASE_`` is detectron2's model-zoo config (made small: ResNet-18 FPN, narrow heads) with random weights (nothing can be downloaded here) whose RPN and box head are set to
-detect, run end to end: on crops in-process, through ``tools/train_net.py --pseudo-label`` killed
+``_BASE_`` is detectron2's model-zoo config (made small: ResNet-18 FPN, narrow heads), with random
+weights (nothing can be downloaded here) whose RPN and box head are set to detect, run end to end: on crops in-process, through ``tools/train_net.py --pseudo-label`` killed
 half-way and re-run, and as a 2-process gloo shard run. Marked ``detectron2``; what a user without
 detectron2 gets runs always."""
 
