@@ -77,16 +77,20 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 def keep_freed_cpu_memory() -> bool:
     """Have glibc's malloc keep the memory of freed CPU tensors for the next ones instead of
     returning it to the system; returns whether that is now in effect (False: not glibc,
-    DAAF_KEEP_FREED_MEMORY=0, or PyTorch's huge-page allocations turned off, see daaf/__init__.py).
+    DAAF_KEEP_FREED_MEMORY=0, or PyTorch's huge-page allocations turned off, see daaf/__init__.py);
+    a ConfigError for a DAAF_KEEP_FREED_MEMORY other than 0 or 1.
 
     By default glibc serves every allocation of 32 MB or more with its own mmap and unmaps it when
     freed, so each full-size map of a training step (DAAF's decoder outputs: hundreds of MB) is
     page-faulted in and zeroed by the kernel again, every step: on 2 cores that took more time than
-    PAB's arithmetic (the system time of a DAAF-BoT step fell 4x with this). Here large
+    PAB's arithmetic (the system time of the DAAF-BoT benchmark fell about 4x with this). Here large
     allocations come from the heap and freed memory stays in it, as a caching allocator does; the
     process keeps its peak footprint. What is computed does not change.
     """
-    if os.environ.get("DAAF_KEEP_FREED_MEMORY", "1") == "0" or os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
+    setting = os.environ.get("DAAF_KEEP_FREED_MEMORY", "1")
+    if setting not in ("0", "1"):
+        raise ConfigError(f"DAAF_KEEP_FREED_MEMORY: expected 0 or 1, got '{setting}'")
+    if setting == "0" or os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
         # PyTorch aligns its huge-page tensors to 2 MB, which leaves glibc room to reuse a freed
         # block for the next tensor of its size; without huge pages (64-byte alignment) a freed
         # block is not reused until it merges with its neighbours, and the heap grows meanwhile

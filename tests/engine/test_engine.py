@@ -485,6 +485,15 @@ def test_a_rank_that_dies_is_named_with_its_signal(capsys):
     assert re.fullmatch(r"error: rank 1 \(pid \d+\) was killed by SIGKILL; the other processes were stopped", lines[-1]), lines[-1]
 
 
+def test_a_keep_freed_memory_setting_other_than_0_or_1_is_one_error_line(monkeypatch):
+    from daaf.utils.env import keep_freed_cpu_memory
+    from daaf.utils.errors import ConfigError
+
+    monkeypatch.setenv("DAAF_KEEP_FREED_MEMORY", "false")
+    with pytest.raises(ConfigError, match=r"^DAAF_KEEP_FREED_MEMORY: expected 0 or 1, got 'false'$"):
+        keep_freed_cpu_memory()
+
+
 @pytest.mark.parametrize(
     "settings,expect_huge_pages,expect_kept",
     [({}, True, True), ({"THP_MEM_ALLOC_ENABLE": "0"}, False, False), ({"DAAF_KEEP_FREED_MEMORY": "0"}, True, False)],
