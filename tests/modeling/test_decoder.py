@@ -44,8 +44,19 @@ def test_grouped_pointwise_conv_equals_the_convolutions_forward_and_backward(cha
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["train", "train, momentum None", "eval"])
-def test_normalized_grouped_pointwise_conv_equals_batchnorm_then_the_convolutions(mode):
+@pytest.mark.parametrize(
+    "mode, chunk_elements",
+    [
+        ("train", 1 << 20),
+        ("train, momentum None", 1 << 20),
+        ("eval", 1 << 20),
+        ("train", 7 * 2 * 8),
+    ],  # last: 7-row chunks, a short last one
+)
+def test_normalized_grouped_pointwise_conv_equals_batchnorm_then_the_convolutions(monkeypatch, mode, chunk_elements):
+    from daaf.modeling.attention import pointwise
+
+    monkeypatch.setattr(pointwise, "_CHUNK_ELEMENTS", chunk_elements)
     g = torch.Generator().manual_seed(1)
     sizes = [3, 1]
     x = (torch.randn(2 * 3, 8, 6, 4, generator=g) * 3 + 2).contiguous(memory_format=torch.channels_last)
@@ -134,3 +145,53 @@ def test_branch_predictions_gradients_and_statistics_equal_the_plain_modules(bra
         _close_to(grads[name], expected_grads[name], name)
     for key in expected_state:
         _close_to(state[key], expected_state[key].double(), key)
+
+
+@pytest.mark.parametrize(
+    "batch, height, width, with_bias, chunk_elements",
+    [(3, 4, 5, False, 1 << 20), (5, 3, 2, True, 1 << 20), (5, 6, 4, True, 300)],  # one chunk; one; several + a short last one
+)
+def test_stride2_transposed_conv_equals_conv_transpose2d_forward_and_backward(monkeypatch, batch, height, width, with_bias, chunk_elements):
+    from daaf.modeling.attention import transposed_conv
+
+    monkeypatch.setattr(transposed_conv, "_CHUNK_ELEMENTS", chunk_elements)
+    torch.manual_seed(0)
+    x = torch.randn(batch, 6, height, width).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(6, 5, 3, 3)
+    bias = torch.randn(5) if with_bias else None
+    grad = torch.randn(batch, 5, 2 * height, 2 * width)
+    outputs, grads = [], []
+    for fn in (transposed_conv.stride2_transposed_conv3x3, F.conv_transpose2d):
+        leaves = [t.clone().requires_grad_() for t in (x, weight) + ((bias,) if with_bias else ())]
+        extra = {} if fn is transposed_conv.stride2_transposed_conv3x3 else {"stride": 2, "padding": 1, "output_padding": 1}
+        out = fn(leaves[0], leaves[1], leaves[2] if with_bias else None, **extra)
+        out.backward(grad)
+        outputs.append(out)
+        grads.append([leaf.grad for leaf in leaves])
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for mine, reference in zip(*grads):
+        torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_decoder_layers_take_the_fast_transposed_conv_and_keep_plain_state_dict_keys(monkeypatch):
+    from daaf.modeling.attention import decoder as decoder_module
+    from daaf.modeling.attention import transposed_conv
+
+    calls = []
+    real = transposed_conv.transposed_conv3x3_weight_grad
+    monkeypatch.setattr(transposed_conv, "transposed_conv3x3_weight_grad", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    decoder = decoder_module.Decoder(in_channels=4, num_deconvs=2, channels=8)
+    reference = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(4, 8, 3, 2, 1, 1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.ConvTranspose2d(8, 8, 3, 2, 1, 1, bias=False), torch.nn.BatchNorm2d(8),
+    ).double()  # fmt: skip
+    reference.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.state_dict().items()})
+    x, projection = torch.randn(2, 4, 4, 2), torch.randn(2, 8, 16, 8)
+    # a random projection keeps the loss well conditioned: squaring a BatchNorm output cancels
+    # its gradient down to rounding noise, which no tolerance can tell from a wrong tap
+    (decoder(x) * projection).sum().backward()
+    (reference(x.double()) * projection.double()).sum().backward()
+    assert len(calls) == 2
+    for (name, p), q in zip(decoder.layers.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad.double(), q.grad, rtol=1e-5, atol=1e-5 * float(q.grad.abs().max()), msg=name)
