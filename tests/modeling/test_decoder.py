@@ -50,7 +50,7 @@ def test_grouped_pointwise_conv_equals_the_convolutions_forward_and_backward(cha
         ("train", 1 << 20),
         ("train, momentum None", 1 << 20),
         ("eval", 1 << 20),
-        ("train", 7 * 2 * 8),
+        ("train", 7 * 8),
     ],  # last: 7-row chunks, a short last one
 )
 def test_normalized_grouped_pointwise_conv_equals_batchnorm_then_the_convolutions(monkeypatch, mode, chunk_elements):
@@ -155,6 +155,7 @@ def test_stride2_transposed_conv_equals_conv_transpose2d_forward_and_backward(mo
     from daaf.modeling.attention import transposed_conv
 
     monkeypatch.setattr(transposed_conv, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(transposed_conv, "_MIN_CHUNKED_PIXELS", 1)
     torch.manual_seed(0)
     x = torch.randn(batch, 6, height, width).contiguous(memory_format=torch.channels_last)
     weight = torch.randn(6, 5, 3, 3)
@@ -179,7 +180,10 @@ def test_decoder_layers_take_the_fast_transposed_conv_and_keep_plain_state_dict_
 
     calls = []
     real = transposed_conv.transposed_conv3x3_weight_grad
-    monkeypatch.setattr(transposed_conv, "transposed_conv3x3_weight_grad", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(transposed_conv, "transposed_conv3x3_weight_grad", lambda x, g: calls.append(tuple(x.shape)) or real(x, g))
+    # the chunked weight gradient from 9 input pixels on: the first layer's 4x2 input takes
+    # oneDNN's, the second's 8x4 the chunked one; both must match the plain layers
+    monkeypatch.setattr(transposed_conv, "_MIN_CHUNKED_PIXELS", 9)
     torch.manual_seed(0)
     decoder = decoder_module.Decoder(in_channels=4, num_deconvs=2, channels=8)
     reference = torch.nn.Sequential(
@@ -192,6 +196,48 @@ def test_decoder_layers_take_the_fast_transposed_conv_and_keep_plain_state_dict_
     # its gradient down to rounding noise, which no tolerance can tell from a wrong tap
     (decoder(x) * projection).sum().backward()
     (reference(x.double()) * projection.double()).sum().backward()
-    assert len(calls) == 2
+    assert calls == [(2, 8, 8, 4)]
     for (name, p), q in zip(decoder.layers.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.grad.double(), q.grad, rtol=1e-5, atol=1e-5 * float(q.grad.abs().max()), msg=name)
+
+
+def test_flop_count_of_the_cpu_kernels_equals_that_of_the_plain_layers(monkeypatch):
+    """The transposed conv with its own weight gradient and the folded norm + predictors trace as
+    opaque autograd Functions; count_flops counts them as the layers they compute."""
+    from daaf.modeling import count_flops
+    from daaf.modeling.attention import Decoder, transposed_conv
+    from daaf.utils.fvcore_compat import FlopCountAnalysis
+
+    monkeypatch.setattr(transposed_conv, "_MIN_CHUNKED_PIXELS", 1)
+    torch.manual_seed(0)
+    decoder = Decoder(in_channels=4, num_deconvs=2, channels=8).train()
+    predictors = torch.nn.ModuleList([Predictor(8, 3), Predictor(8, 3)])
+    plain = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(4, 8, 3, 2, 1, 1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.ConvTranspose2d(8, 8, 3, 2, 1, 1, bias=False), torch.nn.BatchNorm2d(8),
+    ).train()  # fmt: skip
+
+    class Fast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.decoder, self.predictors = decoder, predictors
+
+        def forward(self, x):
+            return tuple(Predictor.stacked(self.predictors, *self.decoder.forward_before_last_norm(x)))
+
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers, self.predictors = plain, predictors
+
+        def forward(self, x):
+            parts = self.layers(x).chunk(2)
+            return tuple(F.conv2d(part, p.conv.weight, p.conv.bias).sigmoid() for part, p in zip(parts, self.predictors))
+
+    fast, reference, x = Fast(), Plain(), torch.randn(4, 4, 4, 2)
+    fast_flops, plain_flops = count_flops(fast, (x,)), count_flops(reference, (x,))
+    uncounted = FlopCountAnalysis(fast, (x,)).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+    assert fast_flops == plain_flops > uncounted
+    # running statistics: the norm counts 2 FLOPs an element instead of 5, in both forms
+    fast.eval(), reference.eval()
+    assert count_flops(fast, (x,)) == count_flops(reference, (x,)) < fast_flops
