@@ -9,6 +9,11 @@ daaf.modeling.attention.Decoder runs), at the shapes of PAB's last two layers (6
 
 Each is checked equal to the transposed convolution (max abs difference printed) before it is timed.
 
+A second table times the weight gradient alone at the input of each layer of BoT's PAB decoder:
+oneDNN's (``convolution_backward``) against the cache-chunked matrix products of
+daaf.modeling.attention.transposed_conv, and names the one the decoder takes at that size
+(``_MIN_CHUNKED_PIXELS``).
+
     python projects/DAAF/benchmarks/bench_decoder.py [--batch 48] [--runs 5]
 """
 
@@ -17,6 +22,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from daaf.modeling.attention import transposed_conv
 
 
 def transposed(x, weight):
@@ -68,6 +75,44 @@ def step_time(fn, x, weight, runs, channels_last):
     return sorted(times)[len(times) // 2]
 
 
+def median_time(fn, args, runs):
+    fn(*args)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def onednn_weight_grad(x, grad, weight):
+    """(C_in, C_out, 3, 3) weight gradient of the transposed conv by oneDNN's convolution backward."""
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, [2, 2], [1, 1], [1, 1], True, [1, 1], 1, [False, True, False])[1]
+
+
+def chunked_weight_grad(x, grad, weight):
+    return transposed_conv.transposed_conv3x3_weight_grad(x, grad)
+
+
+def weight_grad_table(batch, runs):
+    """Per decoder layer input (BoT's PAB: res5's 341-channel groups at 16x8, then 64 channels):
+    oneDNN's weight gradient vs the chunked products, each checked equal first."""
+    lines = [
+        "\nWeight gradient alone (channels-last), oneDNN vs chunked products",
+        "| input (B, C, H, W) | max abs diff | oneDNN s | chunked s | chunked / oneDNN | the decoder takes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c, h, w in ((341, 16, 8), (64, 32, 16), (64, 64, 32), (64, 128, 64)):
+        x = torch.randn(batch, c, h, w).contiguous(memory_format=torch.channels_last)
+        grad = torch.randn(batch, 64, 2 * h, 2 * w).contiguous(memory_format=torch.channels_last)
+        tensors = (x, grad, torch.randn(c, 64, 3, 3))
+        diff = (chunked_weight_grad(*tensors) - onednn_weight_grad(*tensors)).abs().max().item()
+        reference, candidate = median_time(onednn_weight_grad, tensors, runs), median_time(chunked_weight_grad, tensors, runs)
+        taken = "chunked" if h * w >= transposed_conv._MIN_CHUNKED_PIXELS else "oneDNN"
+        lines.append(f"| {tuple(x.shape)} | {diff:.1e} | {reference:.3f} | {candidate:.3f} | {candidate / reference:.2f} | {taken} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=48, help="images x groups (8 crops x 6 PAB groups)")
@@ -87,6 +132,7 @@ def main():
                 t = base if fn is transposed and channels_last else step_time(fn, x, weight, args.runs, channels_last)
                 layout = "channels-last" if channels_last else "contiguous"
                 print(f"| {tuple(x.shape)} | {name} | {layout} | {diff:.1e} | {t:.3f} | {t / base:.2f} |")
+    print(weight_grad_table(args.batch, args.runs))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ Base networks: the configs of configs/Market1501/ (BoT ResNet-50 256x128 with la
 TriNet ResNet-50 256x128) and the CPU ResNet-18 of configs/Synthetic/ (TriNet, 128x64); variants:
 the DAAF config of each with its branches as they are (HAB, PAB, HAB + PAB). The steps of a base
 network's variants are interleaved (one step of each in turn, after warm-up), so that a slower
-moment of the machine hits all of them; the median of --steps steps is reported. --networks: which
-base networks (default all; --quick: r18). Memory: on a GPU the peak allocated during a step; on
-the CPU the bytes of the tensors autograd saves for the backward pass (the bulk of a step's
-memory), distinct storages once.
+moment of the machine hits all of them; the median of --steps steps after --warmup steps is
+reported, with the page faults of a timed step (a step that maps in fresh memory runs up to 2x
+slower; a steady state has next to none). --networks: which base networks (default all; --quick:
+r18). FLOPs: daaf.modeling.count_flops of the training forward (backbone, head, branch
+predictions). Memory: on a GPU the peak allocated during a step; on the CPU the bytes of the
+tensors autograd saves for the backward pass (the bulk of a step's memory), distinct storages once.
 
 Targets (#27): time ratio <= 1.1 x FLOPs ratio; deployed params and FLOPs ratio 1.000, latency
 ratio 0.97-1.03.
@@ -21,6 +23,7 @@ ratio 0.97-1.03.
 
 import argparse
 import os
+import resource
 import time
 
 # isort: off
@@ -33,9 +36,8 @@ from torch import nn
 from daaf.config import build_config
 from daaf.data import PersonLabels, ReIDBatch
 from daaf.data.person_labels import NUM_KEYPOINTS
-from daaf.modeling import build_model, count_parameters, strip_branches
+from daaf.modeling import build_model, count_flops, count_parameters, strip_branches
 from daaf.utils.env import keep_freed_cpu_memory
-from daaf.utils.fvcore_compat import FlopCountAnalysis
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -64,10 +66,6 @@ class _TrainingForward(nn.Module):
             pred = self.model.branch(name).predict(features)
             outputs.extend(pred if isinstance(pred, list) else [pred])
         return tuple(outputs)
-
-
-def flops(module, inputs) -> float:
-    return FlopCountAnalysis(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
 
 
 def variant_configs(base_file: str, daaf_file: str, device: str, num_classes: int = 8) -> dict:
@@ -117,6 +115,11 @@ class _SavedBytes:
         return sum(self.storages.values())
 
 
+def page_faults() -> int:
+    """Page faults of this process so far (minor: memory mapped in on first touch)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def train_step(model, optimizer, batch, device, measure_memory=False):
     """One optimizer step; (seconds, memory bytes or None)."""
     saved = _SavedBytes()
@@ -147,29 +150,34 @@ def training_table(name, base_file, daaf_file, batch_size, steps, warmup, device
     models = {v: build_model(cfg).train() for v, cfg in configs.items()}
     optimizers = {v: torch.optim.Adam(m.parameters(), lr=1e-4) for v, m in models.items()}
     times = {v: [] for v in models}
+    faults = {v: 0 for v in models}
     memory = {}
     for i in range(warmup + steps):  # interleaved: one step of every variant in turn
         for v, model in models.items():
+            faults_before = page_faults()
             with torch.autocast(torch.device(device).type, enabled=amp):
                 seconds, used = train_step(model, optimizers[v], batch, device, measure_memory=i == warmup)
             if i >= warmup:
                 times[v].append(seconds)
+                faults[v] += page_faults() - faults_before
             if used is not None:
                 memory[v] = used
     cpu_images = batch.images[:2].cpu()
-    counted = {v: flops(_TrainingForward(m.cpu()).train(), (cpu_images,)) for v, m in models.items()}
+    counted = {v: count_flops(_TrainingForward(m.cpu()).train(), (cpu_images,)) for v, m in models.items()}
     median = {v: sorted(t)[len(t) // 2] for v, t in times.items()}
     base_t, base_f, base_m = median["base network"], counted["base network"], memory["base network"]
     memory_kind = "peak allocated" if torch.device(device).type == "cuda" else "saved activations"
     lines = [
         f"\nTraining step, {name} ({size[0]}x{size[1]}, batch {batch_size}, {device}{', AMP' if amp else ''}; "
         f"median of {steps} interleaved steps after {warmup})",
-        f"| variant | s/step | time / base | FLOPs / base | (time / base) / (FLOPs / base) | {memory_kind} MB | memory / base |",
-        "|---|---|---|---|---|---|---|",
+        f"| variant | s/step | time / base | FLOPs / base | (time / base) / (FLOPs / base) | {memory_kind} MB | memory / base | page faults / step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in models:
         t, f, m = median[v] / base_t, counted[v] / base_f, memory[v] / base_m
-        lines.append(f"| {v} | {median[v]:.3f} | {t:.2f} | {f:.2f} | {t / f:.2f} | {memory[v] / 2**20:,.0f} | {m:.2f} |")
+        lines.append(
+            f"| {v} | {median[v]:.3f} | {t:.2f} | {f:.2f} | {t / f:.2f} | {memory[v] / 2**20:,.0f} | {m:.2f} | {faults[v] / steps:,.0f} |"
+        )
     lines.append("target: (time / base) / (FLOPs / base) <= 1.1")
     return "\n".join(lines)
 
@@ -192,7 +200,7 @@ def inference_table(base_file, daaf_file, batch_size, runs) -> str:
     base = build_model(configs["base network"]).eval()
     deployed = strip_branches(build_model(configs["+ HAB + PAB"]).eval())
     images = torch.randint(0, 255, (batch_size, 3, *configs["base network"].INPUT.SIZE_TEST), dtype=torch.uint8)
-    base_flops, daaf_flops = flops(base, (images,)), flops(deployed, (images,))
+    base_flops, daaf_flops = count_flops(base, (images,)), count_flops(deployed, (images,))
     base_lat, daaf_lat = [], []
     for _ in range(2):  # interleaved, so drift hits both
         base_lat.append(latency(base, images, runs))
@@ -217,7 +225,7 @@ def main():
     parser.add_argument("--networks", nargs="+", choices=list(BASE_NETWORKS), default=list(BASE_NETWORKS))
     parser.add_argument("--quick", action="store_true", help="the ResNet-18 only (--networks r18)")
     parser.add_argument("--steps", type=int, default=7, help="timed steps per variant (median)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first: a step that maps in new memory is slow")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="also the GPU tables with SOLVER.AMP-style autocast")
