@@ -8,7 +8,7 @@ cost of a DAAF step. There the weight gradient is nine exact products of the inp
 output phases of the gradient: per chunk of images, the input and the phases are copied into
 zero-padded row-major buffers that stay in cache, where every tap's shift is a plain offset, and
 four matrix products cover the nine taps. On smaller inputs oneDNN's own weight gradient is the
-faster one (1.1-1.6x at 64x32 and below, projects/DAAF/benchmarks/bench_decoder.py), so inputs under
+faster one (1.1-1.8x at 64x32 and below, projects/DAAF/benchmarks/bench_decoder.py), so inputs under
 ``_MIN_CHUNKED_PIXELS`` pixels, other devices and dtypes use ``F.conv_transpose2d`` unchanged.
 tests/modeling/test_decoder.py holds the result to ``F.conv_transpose2d``'s gradients.
 """
@@ -25,8 +25,8 @@ __all__ = ["stride2_transposed_conv3x3", "transposed_conv3x3_weight_grad"]
 # elements of the per-chunk gradient buffer (4 MB of float32): large enough that Python's
 # per-chunk overhead is small, small enough to stay in the last-level cache with the input's
 _CHUNK_ELEMENTS = 1 << 20
-# input pixels (H * W) from which the chunked weight gradient beats oneDNN's on the CPU: 0.55x its
-# time at 128x64, 1.09x at 64x32 (bench_decoder.py, 2 threads)
+# input pixels (H * W) from which the chunked weight gradient beats oneDNN's on the CPU: 0.5x its
+# time at 128x64, 1.1x at 64x32 (bench_decoder.py, 2 threads)
 _MIN_CHUNKED_PIXELS = 128 * 64
 
 
