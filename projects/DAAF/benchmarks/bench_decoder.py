@@ -62,20 +62,8 @@ def phases(x, weight):
     return rows.reshape(b, -1, 2 * h, 2 * w)
 
 
-def step_time(fn, x, weight, runs, channels_last):
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)
-    times = []
-    for i in range(runs + 1):
-        start = time.perf_counter()
-        fn(x, weight).sum().backward()
-        if i:
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
 def median_time(fn, args, runs):
+    """Median seconds of ``fn(*args)`` over ``runs`` calls, after one untimed call."""
     fn(*args)
     times = []
     for _ in range(runs):
@@ -83,6 +71,17 @@ def median_time(fn, args, runs):
         fn(*args)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def forward_backward(fn, x, weight):
+    fn(x, weight).sum().backward()
+
+
+def step_time(fn, x, weight, runs, channels_last):
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)
+    return median_time(forward_backward, (fn, x, weight), runs)
 
 
 def onednn_weight_grad(x, grad, weight):
